@@ -1,0 +1,36 @@
+/** Tiny measurement helpers: ops/s over a fixed duration, median of several runs. */
+export function opsPerSec(f: () => void, ms: number): number {
+  const start = performance.now();
+  let n = 0;
+  while (performance.now() - start < ms) {
+    for (let i = 0; i < 16; i++) f();
+    n += 16;
+  }
+  return (n * 1000) / (performance.now() - start);
+}
+
+export async function opsPerSecAsync(f: () => Promise<unknown>, ms: number, batch = 1): Promise<number> {
+  const start = performance.now();
+  let n = 0;
+  while (performance.now() - start < ms) {
+    await f();
+    n += batch;
+  }
+  return (n * 1000) / (performance.now() - start);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+}
+
+export function ratioLine(label: string, value: number, reference: number, target?: number): string {
+  const r = value / reference;
+  const verdict = target === undefined ? '' : r >= target ? `  (target >= ${Math.round(target * 100)} %: met)` : `  (target >= ${Math.round(target * 100)} %: MISSED)`;
+  return `${label.padEnd(48)} ${(r * 100).toFixed(1).padStart(6)} %${verdict}`;
+}

@@ -1,0 +1,15 @@
+/** @llmtor/protocol — shared by the proxy, the operator and the VS Code extension. */
+export * from './authScheme.js';
+export * from './batch.js';
+export * from './bytes.js';
+export * from './challenge.js';
+export * from './constants.js';
+export * from './directory.js';
+export * from './errors.js';
+export * from './keyFile.js';
+export * from './keyId.js';
+export * from './keyPurpose.js';
+export * from './keyring.js';
+export * from './token.js';
+export * from './tokenRequest.js';
+export * from './verifier.js';

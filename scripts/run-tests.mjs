@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Runs every workspace's mocha suite in turn, streams its output, and ends with one
+// summary line ("tests: N passed, N failed, N skipped") so CI can read the result.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const root = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const only = process.argv.slice(2);
+const workspaces = root.workspaces.filter((w) => only.length === 0 || only.includes(w));
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const broken = [];
+
+for (const ws of workspaces) {
+  const pkg = JSON.parse(readFileSync(new URL(`../${ws}/package.json`, import.meta.url), 'utf8'));
+  if (!pkg.scripts?.test) continue;
+  console.log(`\n=== ${ws} ===`);
+  const started = Date.now();
+  const { code, out } = await new Promise((resolve) => {
+    const child = spawn('npm', ['run', 'test', '--silent', '-w', ws], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      process.stdout.write(d);
+      out += d.toString();
+    });
+    child.on('close', (code) => resolve({ code, out }));
+  });
+  const count = (re) => Number(re.exec(out)?.[1] ?? 0);
+  const passed = count(/(\d+) passing/);
+  const failed = count(/(\d+) failing/);
+  const skipped = count(/(\d+) pending/);
+  totals.passed += passed;
+  totals.failed += failed;
+  totals.skipped += skipped;
+  if (code !== 0 && failed === 0) broken.push(`${ws} (exit ${code})`);
+  console.log(`=== ${ws}: ${passed} passed, ${failed} failed, ${skipped} skipped in ${((Date.now() - started) / 1000).toFixed(1)} s ===`);
+}
+
+if (broken.length) console.log(`suites that exited without a result: ${broken.join(', ')}`);
+console.log(`\ntests: ${totals.passed} passed, ${totals.failed + broken.length} failed, ${totals.skipped} skipped`);
+process.exit(totals.failed > 0 || broken.length > 0 || totals.passed === 0 ? 1 : 0);

@@ -1,0 +1,1 @@
+export { startRedis, freePort, type RedisHandle, type StartRedisOptions } from './redisServer.js';
