@@ -9,7 +9,8 @@ demo:
 test: setup lint test-only
 
 test-only: build
-	npx c8 --config .c8rc.json node scripts/run-tests.mjs
+	@rm -f test-artifacts/test-summary.txt
+	npx c8 --config .c8rc.json node scripts/run-tests.mjs; status=$$?; echo; cat test-artifacts/test-summary.txt 2>/dev/null || echo "tests: 0 passed, 1 failed"; exit $$status
 
 setup:
 	bash scripts/setup.sh

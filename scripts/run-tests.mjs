@@ -2,7 +2,7 @@
 // Runs every workspace's mocha suite in turn, streams its output, and ends with one
 // summary line ("tests: N passed, N failed, N skipped") so CI can read the result.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const root = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const only = process.argv.slice(2);
@@ -36,5 +36,9 @@ for (const ws of workspaces) {
 }
 
 if (broken.length) console.log(`suites that exited without a result: ${broken.join(', ')}`);
-console.log(`\ntests: ${totals.passed} passed, ${totals.failed + broken.length} failed, ${totals.skipped} skipped`);
+const summary = `tests: ${totals.passed} passed, ${totals.failed + broken.length} failed, ${totals.skipped} skipped`;
+console.log(`\n${summary}`);
+// The Makefile prints this again after the coverage report, so it is the run's last line.
+mkdirSync(new URL('../test-artifacts/', import.meta.url), { recursive: true });
+writeFileSync(new URL('../test-artifacts/test-summary.txt', import.meta.url), `${summary}\n`);
 process.exit(totals.failed > 0 || broken.length > 0 || totals.passed === 0 ? 1 : 0);

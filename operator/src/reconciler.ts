@@ -1,0 +1,428 @@
+/**
+ * One reconcile of one TokenIssuer: read the issuer and its Secret, plan
+ * (schedule.ts, pure), carry the plan out, write Secret, ConfigMap, status and
+ * events. The Secret is written in one conditional replace (resourceVersion),
+ * so a crash leaves either the old or the new key set, never half of one;
+ * everything else (ConfigMap, status) is derived from the Secret again on the
+ * next reconcile. Keys are removed only by the plan, i.e. only after their
+ * redemption window; on any Key Vault failure nothing at all is written but
+ * the status.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { CoreV1Event, V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
+import { rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KekRef, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type SigningKeyFile } from '@llmtor/protocol';
+import { generateSigningKey } from '@llmtor/protocol/server';
+import type { Clock } from './clock.js';
+import { formatDuration } from './duration.js';
+import { CompositeUnwrapper, classifyKeyVaultError, localKek, newLocalKekPem, type AzureKeyVaultKek } from './kek.js';
+import { directoryConfigMapData, keySecretData, metadataOf, parseKeySecret, sameData } from './keySecret.js';
+import { isApiStatus, type ClusterApi, type IssuerObject } from './kubeApi.js';
+import type { OperatorMetrics } from './metrics.js';
+import { plan, takenTruncatedIds, type KeyTemplate, type ObservedKey, type Plan } from './schedule.js';
+import { API_VERSION, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
+import { backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, setCondition, shortKeyId, statusKeys, type Condition, type IssuerStatus } from './status.js';
+
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+export interface ReconcilerOptions {
+  api: ClusterApi;
+  clock: Clock;
+  /** Key Vault adapter for a vault and key name (main.ts: DefaultAzureCredential). */
+  keyVault?: (vaultUrl: string, keyName: string) => AzureKeyVaultKek;
+  metrics?: OperatorMetrics;
+  log?: LogFn;
+  /** Back-off after consecutive failures: base · 2^(n-1), capped. */
+  backoff?: { baseMs: number; maxMs: number };
+  /** RSA-2048 key generator (tests may inject to force truncated-id collisions). */
+  generateKey?: () => Promise<KeyObject>;
+  /** Name of this replica, shown on events. */
+  identity?: string;
+}
+
+export interface ReconcileResult {
+  outcome: 'ok' | 'failed' | 'conflict' | 'invalid' | 'gone';
+  /** Reconcile again after this long (the next instant the plan changes, or the back-off). */
+  requeueAfterMs?: number;
+}
+
+interface Kek {
+  wrapper: KeyWrapper;
+  unwrapper: KeyUnwrapper;
+  description: string;
+}
+
+class KekError extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+    this.name = 'KekError';
+  }
+}
+
+const MAX_COLLISION_RETRIES = 64;
+
+export class Reconciler {
+  private readonly api: ClusterApi;
+  private readonly clock: Clock;
+  private readonly log: LogFn;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly generateKey: () => Promise<KeyObject>;
+  private readonly vaults = new Map<string, AzureKeyVaultKek>();
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    this.api = opts.api;
+    this.clock = opts.clock;
+    this.log = opts.log ?? (() => undefined);
+    this.backoff = opts.backoff ?? { baseMs: 5_000, maxMs: 300_000 };
+    this.generateKey = opts.generateKey ?? (() => generateSigningKey());
+  }
+
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const end = this.opts.metrics?.duration.startTimer();
+    try {
+      const r = await this.reconcileInner(namespace, name);
+      this.opts.metrics?.reconciles.inc({ result: r.outcome });
+      return r;
+    } finally {
+      end?.();
+    }
+  }
+
+  private async reconcileInner(namespace: string, name: string): Promise<ReconcileResult> {
+    const issuer = await this.api.getIssuer(namespace, name);
+    if (!issuer) return { outcome: 'gone' };
+    const now = this.clock.now();
+    let policy: IssuerPolicy;
+    try {
+      policy = issuerPolicy(name, issuer.spec);
+    } catch (e) {
+      if (!(e instanceof SpecError)) throw e;
+      return this.invalidSpec(issuer, e, now);
+    }
+    try {
+      return await this.reconcileIssuer(issuer, policy, now);
+    } catch (e) {
+      if (isApiStatus(e, 409)) return { outcome: 'conflict', requeueAfterMs: 0 };
+      return this.failed(issuer, policy, e instanceof KekError ? e.reason : 'ReconcileFailed', e instanceof Error ? e.message : String(e), now, undefined);
+    }
+  }
+
+  private async reconcileIssuer(issuer: IssuerObject, policy: IssuerPolicy, now: number): Promise<ReconcileResult> {
+    const { namespace, name } = issuer.metadata;
+    const secret = await this.api.getSecret(namespace, policy.secretName);
+    const parsed = parseKeySecret(secret?.data);
+    const observed: ObservedKey[] = [...parsed.files.values()].map((f) => ({ meta: metadataOf(f), kek: f.privateKey.type === 'envelope' ? f.privateKey.kek : null }));
+    const rotateRequest = issuer.metadata.annotations?.[ROTATE_ANNOTATION];
+    const handledRotation = secret?.metadata?.annotations?.[HANDLED_ROTATION_ANNOTATION];
+
+    let kek: Kek | undefined;
+    if (!policy.paused) {
+      try {
+        kek = await this.resolveKek(issuer, policy);
+      } catch (e) {
+        const f = e instanceof KekError ? e : new KekError('KeyEncryptionKeyUnavailable', e instanceof Error ? e.message : String(e));
+        // Nothing is written but the status: no key is generated, re-wrapped or removed without a working KEK.
+        const blocked = plan({ policy, keys: observed, now, rotateRequest, handledRotation });
+        return this.failed(issuer, policy, f.reason, f.message, now, { files: parsed.files, plan: blocked });
+      }
+    }
+
+    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref });
+    if (p.rewriteRotateAnnotation) {
+      // 'now' becomes a fixed time first (conditional on the object's version): the request is then carried out exactly once.
+      await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: p.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
+      await this.event(issuer, 'Normal', 'RotationRequested', `rotation requested by annotation ${ROTATE_ANNOTATION}=now, recorded as ${p.rewriteRotateAnnotation}`);
+      return { outcome: 'ok', requeueAfterMs: 0 };
+    }
+
+    // --- carry out the plan on a copy of the key files
+    const files = new Map(parsed.files);
+    const removed: KeyMetadata[] = [];
+    const notes: { type: 'Normal' | 'Warning'; reason: string; message: string }[] = [];
+    for (const id of p.remove) {
+      const f = files.get(id)!;
+      removed.push(metadataOf(f));
+      files.delete(id);
+      notes.push({ type: 'Normal', reason: 'KeyRemoved', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
+    }
+    for (const r of p.retire) {
+      const f = files.get(r.keyId)!;
+      files.set(r.keyId, { ...f, issuanceEnd: new Date(r.issuanceEnd).toISOString() });
+    }
+    const rewrapProblems: string[] = [];
+    for (const id of p.rewrap) {
+      const f = files.get(id)!;
+      try {
+        files.set(id, await rewrapSigningKey(f, kek!.unwrapper, kek!.wrapper));
+        this.opts.metrics?.keysRewrapped.inc();
+        notes.push({ type: 'Normal', reason: 'KeyRewrapped', message: `key ${shortKeyId(id)} re-wrapped from ${describeKek(f)} to ${kek!.description}` });
+      } catch (e) {
+        // Not fatal: the file still opens with its old KEK; rotations must not wait for it.
+        rewrapProblems.push(`key ${shortKeyId(id)} could not be re-wrapped (${e instanceof Error ? e.message : String(e)})`);
+      }
+    }
+    for (const t of p.generate) {
+      const f = await this.generate(t, files.values(), kek!.wrapper, now);
+      files.set(f.keyId, f);
+      this.opts.metrics?.keysGenerated.inc({ purpose: t.purpose, reason: t.reason });
+      notes.push({ type: 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
+    }
+    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => shortKeyId(r.keyId)).join(', ')} ends ${new Date(p.retire[0]!.issuanceEnd).toISOString()} (forced rotation); their tokens stay redeemable until their redemption windows end` });
+
+    // --- write the Secret (one conditional write: all or nothing)
+    const data = keySecretData(files.values());
+    const newHandled = p.handledRotation ?? handledRotation;
+    const owner = ownerReference(issuer);
+    if (!secret) {
+      await this.api.createSecret(namespace, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: { name: policy.secretName, namespace, labels: ownedLabels(name), ownerReferences: [owner], ...(newHandled ? { annotations: { [HANDLED_ROTATION_ANNOTATION]: newHandled } } : {}) },
+        data,
+      });
+    } else if (!sameData(secret.data, data) || newHandled !== handledRotation) {
+      const metadata = { ...secret.metadata!, labels: { ...secret.metadata?.labels, ...ownedLabels(name) }, annotations: { ...secret.metadata?.annotations } };
+      if (newHandled) metadata.annotations[HANDLED_ROTATION_ANNOTATION] = newHandled;
+      if (!metadata.ownerReferences?.some((o) => o.uid === owner.uid)) metadata.ownerReferences = [...(metadata.ownerReferences ?? []), owner];
+      await this.api.replaceSecret(namespace, { ...secret, metadata, data });
+    }
+    for (const n of notes) {
+      this.log('info', n.message, { namespace, issuer: name, reason: n.reason });
+      await this.event(issuer, n.type, n.reason, n.message);
+    }
+    for (const m of removed) this.opts.metrics?.keysRemoved.inc({ purpose: m.purpose });
+
+    // --- the public directory
+    const cmData = directoryConfigMapData(files.values(), policy.issuerRequestUri, now);
+    const cm = await this.api.getConfigMap(namespace, policy.configMapName);
+    if (!cm) {
+      await this.api.createConfigMap(namespace, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: policy.configMapName, namespace, labels: ownedLabels(name), ownerReferences: [owner] }, data: cmData });
+    } else if (!sameData(cm.data, cmData)) {
+      await this.api.replaceConfigMap(namespace, { ...cm, metadata: { ...cm.metadata!, labels: { ...cm.metadata?.labels, ...ownedLabels(name) } }, data: cmData } as V1ConfigMap);
+    }
+
+    // --- status
+    const live = [...files.values()].map(metadataOf);
+    const problems = [...parsed.problems.map((x) => `Secret entry ${x.name}: ${x.message}`), ...rewrapProblems];
+    if (p.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== 'InvalidRotationRequest') await this.event(issuer, 'Warning', 'InvalidRotationRequest', p.invalidRotateRequest);
+    const status = this.buildStatus(issuer, policy, live, removed, p, now, { kek, problems });
+    status.failedAttempts = 0;
+    await this.api.patchIssuerStatus(namespace, name, nullify(status, STATUS_FIELDS));
+    this.opts.metrics?.failedAttempts.set({ namespace, issuer: name }, 0);
+    this.opts.metrics?.setKeys(namespace, name, live.map((m) => ({ purpose: m.purpose, keyId: m.keyId, state: keyState(m, now), notBefore: Date.parse(m.notBefore), redemptionEnd: Date.parse(m.redemptionEnd) })), now);
+    return { outcome: 'ok', ...(p.wakeAt !== undefined ? { requeueAfterMs: Math.max(0, p.wakeAt - now) } : {}) };
+  }
+
+  /** A fresh key whose truncated id no published key uses (RFC 9578: the issuer must avoid collisions). */
+  private async generate(t: KeyTemplate, existing: Iterable<SigningKeyFile>, wrapper: KeyWrapper, now: number): Promise<SigningKeyFile> {
+    const taken = takenTruncatedIds([...existing].map(metadataOf), now);
+    for (let i = 0; i < MAX_COLLISION_RETRIES; i++) {
+      const key = await this.generateKey();
+      const trunc = truncatedKeyId(tokenKeyId(key));
+      if (taken.has(trunc)) {
+        this.opts.metrics?.truncatedIdCollisions.inc();
+        this.log('info', `generated key's truncated id ${trunc} is taken by a published key; generating another`);
+        continue;
+      }
+      const meta: Omit<KeyMetadata, 'keyId' | 'publicKey'> = { purpose: t.purpose, notBefore: new Date(t.notBefore).toISOString(), issuanceEnd: new Date(t.issuanceEnd).toISOString(), redemptionEnd: new Date(t.redemptionEnd).toISOString() };
+      if (t.epoch !== undefined) meta.epoch = t.epoch;
+      return sealSigningKey(key, meta, wrapper);
+    }
+    throw new Error(`no key with a free truncated key id after ${MAX_COLLISION_RETRIES} attempts (${taken.size} of 256 taken)`);
+  }
+
+  private async resolveKek(issuer: IssuerObject, policy: IssuerPolicy): Promise<Kek> {
+    const { namespace, name } = issuer.metadata;
+    if (policy.protection.type === 'local') {
+      const secretName = policy.protection.secretName;
+      let s = await this.api.getSecret(namespace, secretName);
+      if (!s) {
+        // No owner reference on purpose: deleting the TokenIssuer must not destroy the KEK that opens existing blobs.
+        try {
+          s = await this.api.createSecret(namespace, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: secretName, namespace, labels: ownedLabels(name) }, data: { [LOCAL_KEK_DATA_KEY]: Buffer.from(newLocalKekPem()).toString('base64') } });
+          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up: losing it loses every signing key`);
+        } catch (e) {
+          if (!isApiStatus(e, 409)) throw e;
+          s = await this.api.getSecret(namespace, secretName);
+        }
+      }
+      const pemB64 = s?.data?.[LOCAL_KEK_DATA_KEY];
+      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; put a PKCS#8 RSA private key PEM there or delete the Secret to have a new one created (only if no key file uses the old one)`);
+      let kek;
+      try {
+        kek = localKek(secretName, Buffer.from(pemB64, 'base64').toString('utf8'));
+      } catch {
+        throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
+      }
+      return { wrapper: kek, unwrapper: new CompositeUnwrapper(kek, undefined), description: `local:${secretName}` };
+    }
+    const { vaultUrl, keyName } = policy.protection;
+    const vault = this.vault(vaultUrl, keyName);
+    let wrapper: KeyWrapper;
+    try {
+      wrapper = await vault.current();
+    } catch (e) {
+      const c = classifyKeyVaultError(e, vaultUrl, keyName);
+      throw new KekError(c.reason, c.message);
+    }
+    let local: KeyUnwrapper | undefined;
+    const localSecret = await this.api.getSecret(namespace, `${name}-kek`);
+    const pem = localSecret?.data?.[LOCAL_KEK_DATA_KEY];
+    if (pem) local = localKek(`${name}-kek`, Buffer.from(pem, 'base64').toString('utf8'));
+    return { wrapper, unwrapper: new CompositeUnwrapper(local, vault), description: wrapper.ref.keyId };
+  }
+
+  private vault(vaultUrl: string, keyName: string): AzureKeyVaultKek {
+    const id = `${vaultUrl}|${keyName}`;
+    let v = this.vaults.get(id);
+    if (!v) {
+      if (!this.opts.keyVault) throw new KekError('KeyVaultError', 'this operator was started without Azure Key Vault support');
+      v = this.opts.keyVault(vaultUrl, keyName);
+      this.vaults.set(id, v);
+    }
+    return v;
+  }
+
+  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], p: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: string; message: string } }): IssuerStatus {
+    const prev = issuer.status;
+    const gen = issuer.metadata.generation;
+    const cond = (c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>, list: Condition[]) => setCondition(list, { ...c, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
+    let conditions: Condition[] = (prev?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'Rotating' || (c.type === 'KeyVaultReachable' && policy.protection.type === 'azureKeyVault'));
+    const current = currentCreditKey(live, now);
+    const epoch = currentEpoch(now);
+    const needsEpoch = policy.transient.epoch === 'CalendarMonthUTC';
+    const epochKey = live.find((m) => m.purpose === 'transient' && m.epoch === epoch && keyState(m, now) === 'Active');
+    const problems = extra.problems.length ? ` Problems: ${extra.problems.join('; ')}.` : '';
+    const nextRotation = p.nextRotation !== undefined ? isoSeconds(p.nextRotation) : undefined;
+    if (current && (!needsEpoch || epochKey)) {
+      conditions = cond({ type: 'Ready', status: 'True', reason: 'KeysCurrent', message: `credit key ${shortKeyId(current.keyId)} signs until ${current.issuanceEnd}${needsEpoch ? `; epoch ${epoch} key ${shortKeyId(epochKey!.keyId)}` : ''}; ${live.length} keys published.${problems}` }, conditions);
+    } else {
+      const why = extra.failure ? ` Last failure (${extra.failure.reason}): ${extra.failure.message}` : policy.paused ? ' Rotation is paused (spec.paused); set it to false.' : '';
+      conditions = cond({ type: 'Ready', status: 'False', reason: current ? 'NoEpochKey' : 'NoActiveCreditKey', message: `${current ? `no transient key signs for epoch ${epoch}` : 'no credit key can sign now'}.${why}${problems}` }, conditions);
+    }
+    const pendingCredit = live.filter((m) => m.purpose === 'credit' && keyState(m, now) === 'Published').sort((a, b) => Date.parse(a.notBefore) - Date.parse(b.notBefore))[0];
+    if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
+    else if (extra.failure && p.generate.length) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationBlocked', message: `${p.generate.length} key(s) due but not generated: ${extra.failure.message}` }, conditions);
+    else if (p.invalidRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'InvalidRotationRequest', message: p.invalidRotateRequest }, conditions);
+    else if (pendingCredit) conditions = cond({ type: 'Rotating', status: 'True', reason: 'SuccessorPublished', message: `credit key ${shortKeyId(pendingCredit.keyId)} is published and takes over at ${pendingCredit.notBefore}` }, conditions);
+    else conditions = cond({ type: 'Rotating', status: 'False', reason: 'Idle', message: nextRotation ? `next credit key takes over at ${nextRotation}; it is published ${formatDuration(policy.credit.publishAhead)} before` : 'no rotation scheduled' }, conditions);
+    if (policy.protection.type === 'azureKeyVault') {
+      if (extra.failure && (extra.failure.reason.startsWith('KeyVault') || extra.failure.reason === 'CredentialUnavailable')) conditions = cond({ type: 'KeyVaultReachable', status: 'False', reason: extra.failure.reason, message: extra.failure.message }, conditions);
+      else if (extra.kek) conditions = cond({ type: 'KeyVaultReachable', status: 'True', reason: 'Reachable', message: `wrapping data keys with ${extra.kek.description}` }, conditions);
+    }
+    const s: IssuerStatus = {
+      conditions,
+      keys: statusKeys(live, prev?.keys, removed, policy.historyLimit, now),
+      currentEpoch: epoch,
+      failedAttempts: prev?.failedAttempts ?? 0,
+    };
+    if (gen !== undefined) s.observedGeneration = gen;
+    if (current) s.currentCreditKey = shortKeyId(current.keyId);
+    if (nextRotation) s.nextRotation = nextRotation;
+    const lastRotation = live.filter((m) => m.purpose === 'credit' && Date.parse(m.notBefore) <= now).map((m) => Date.parse(m.notBefore)).sort((a, b) => b - a)[0];
+    if (lastRotation !== undefined) s.lastRotationTime = isoSeconds(lastRotation);
+    if (extra.kek) s.keyEncryptionKey = extra.kek.description;
+    else if (prev?.keyEncryptionKey) s.keyEncryptionKey = prev.keyEncryptionKey;
+    if (prev?.lastFailureTime) s.lastFailureTime = prev.lastFailureTime;
+    if (prev?.lastFailureMessage) s.lastFailureMessage = prev.lastFailureMessage;
+    return s;
+  }
+
+  private async failed(issuer: IssuerObject, policy: IssuerPolicy, reason: string, message: string, now: number, ctx: { files: Map<string, SigningKeyFile>; plan: Plan } | undefined): Promise<ReconcileResult> {
+    const { namespace, name } = issuer.metadata;
+    const attempts = (issuer.status?.failedAttempts ?? 0) + 1;
+    const delay = backoffMs(attempts, this.backoff.baseMs, this.backoff.maxMs);
+    this.log('warn', `reconcile failed (${reason}): ${message}`, { namespace, issuer: name, failedAttempts: attempts, retryInMs: delay });
+    this.opts.metrics?.errors.inc({ reason });
+    this.opts.metrics?.failedAttempts.set({ namespace, issuer: name }, attempts);
+    // Report on the first failure and whenever the reason changes, not on every retry.
+    const prevMsg = issuer.status?.lastFailureMessage ?? '';
+    if (attempts === 1 || !prevMsg.startsWith(`${reason}:`)) await this.event(issuer, 'Warning', reason, message);
+    try {
+      const live = ctx ? [...ctx.files.values()].map(metadataOf) : (issuer.status?.keys ?? []).filter((k) => k.state !== 'Expired').map((k) => ({ keyId: k.keyId, purpose: k.purpose, notBefore: k.notBefore, issuanceEnd: k.issuanceEnd, redemptionEnd: k.redemptionEnd, publicKey: '', ...(k.epoch ? { epoch: k.epoch } : {}) }));
+      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [] };
+      const status = this.buildStatus(issuer, policy, live, [], p, now, { problems: [], failure: { reason, message } });
+      status.failedAttempts = attempts;
+      status.lastFailureTime = isoSeconds(now);
+      status.lastFailureMessage = `${reason}: ${message}`;
+      status.nextRetryTime = isoSeconds(now + delay);
+      await this.api.patchIssuerStatus(namespace, name, nullify(status, STATUS_FIELDS));
+    } catch (e) {
+      this.log('error', `could not write the failure status: ${e instanceof Error ? e.message : String(e)}`, { namespace, issuer: name });
+    }
+    return { outcome: 'failed', requeueAfterMs: delay };
+  }
+
+  private async invalidSpec(issuer: IssuerObject, e: SpecError, now: number): Promise<ReconcileResult> {
+    const { namespace, name } = issuer.metadata;
+    const message = `${e.problems.join('; ')}. Fix the spec (kubectl edit tokenissuer ${name}); nothing is changed until then.`;
+    if (getCondition(issuer.status, 'Ready')?.message !== message) await this.event(issuer, 'Warning', 'InvalidSpec', message);
+    const gen = issuer.metadata.generation;
+    const conditions = setCondition(issuer.status?.conditions, { type: 'Ready', status: 'False', reason: 'InvalidSpec', message, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
+    await this.api.patchIssuerStatus(namespace, name, { conditions, ...(gen !== undefined ? { observedGeneration: gen } : {}) });
+    this.opts.metrics?.errors.inc({ reason: 'InvalidSpec' });
+    return { outcome: 'invalid' };
+  }
+
+  private async event(issuer: IssuerObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const { namespace, name } = issuer.metadata;
+    const t = new Date();
+    const ev: CoreV1Event = {
+      metadata: { generateName: `${name}.`, namespace },
+      involvedObject: { apiVersion: API_VERSION, kind: KIND, name, namespace, ...(issuer.metadata.uid ? { uid: issuer.metadata.uid } : {}) },
+      type,
+      reason,
+      message: message.slice(0, 1024),
+      source: { component: MANAGED_BY },
+      reportingComponent: `${MANAGED_BY}`,
+      reportingInstance: this.opts.identity ?? MANAGED_BY,
+      firstTimestamp: t,
+      lastTimestamp: t,
+      count: 1,
+    };
+    try {
+      await this.api.createEvent(namespace, ev);
+    } catch (e) {
+      this.log('warn', `could not record event ${reason}: ${e instanceof Error ? e.message : String(e)}`, { namespace, issuer: name });
+    }
+  }
+}
+
+const STATUS_FIELDS = ['observedGeneration', 'conditions', 'keys', 'currentCreditKey', 'currentEpoch', 'nextRotation', 'lastRotationTime', 'keyEncryptionKey', 'failedAttempts', 'lastFailureTime', 'lastFailureMessage', 'nextRetryTime'] as const;
+
+/** Merge patch: absent fields become null so the server removes them. */
+function nullify(status: IssuerStatus, fields: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) out[f] = (status as Record<string, unknown>)[f] ?? null;
+  return out;
+}
+
+function ownedLabels(issuer: string): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: MANAGED_BY, [ISSUER_LABEL]: issuer };
+}
+
+function ownerReference(issuer: IssuerObject): V1OwnerReference {
+  return { apiVersion: API_VERSION, kind: KIND, name: issuer.metadata.name, uid: issuer.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+function describeKek(f: SigningKeyFile): string {
+  if (f.privateKey.type === 'plain') return 'plain';
+  const k: KekRef = f.privateKey.kek;
+  return k.provider === 'local' ? `local:${k.keyId}` : k.keyId;
+}
+
+function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
+  const what = `${t.purpose}${t.epoch ? ` ${t.epoch}` : ''} key ${shortKeyId(f.keyId)} (truncated id ${parseInt(f.keyId.slice(-2), 16)})`;
+  const windows = `signs ${f.notBefore} – ${f.issuanceEnd}, verifies until ${f.redemptionEnd}`;
+  switch (t.reason) {
+    case 'bootstrap':
+      return `${what} generated to sign at once (no key could sign): ${windows}`;
+    case 'forced':
+      return `forced rotation: ${what} published, ${windows}`;
+    case 'epoch':
+      return `${what} published for epoch ${t.epoch}: ${windows}`;
+    default:
+      return `${what} published ahead of rotation: ${windows}`;
+  }
+}
+

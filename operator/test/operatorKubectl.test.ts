@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { LocalKeyEncryptionKey, openSigningKeyFile, parseIssuerDirectory, tokenKeyId, toHex } from '@llmtor/protocol';
+import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
+import { LOCAL_KEK_DATA_KEY, ROTATE_ANNOTATION, HANDLED_ROTATION_ANNOTATION, startOperator, type RunningOperator, type IssuerStatus } from '../src/index.js';
+import { Cluster, applyIssuer, kubeConfig, kubeEnv, newNamespace, waitFor } from './support/cluster.js';
+
+describe('operator against a real kube-apiserver, driven with kubectl', function () {
+  this.timeout(120_000);
+  let env: KubeTestEnv;
+  let cluster: Cluster;
+  let ns: string;
+  let op: RunningOperator;
+
+  before(async function () {
+    this.timeout(600_000); // the first run may build kube-apiserver and etcd
+    env = await kubeEnv();
+    cluster = new Cluster(kubeConfig(env));
+    ns = await newNamespace(env, 'kubectl');
+    op = await startOperator({ kc: kubeConfig(env), namespace: ns, identity: 'op-a', resyncMs: 2_000, lease: { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 300 } });
+  });
+  after(async () => {
+    await op?.stop();
+  });
+
+  const ready = (s: IssuerStatus | undefined) => s?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+
+  it('first reconcile of a kubectl-applied TokenIssuer creates keys, Secret, ConfigMap and a Ready status', async () => {
+    await applyIssuer(env, ns, 'main', { credit: { rotationPeriod: '720h', publishAhead: '1s' } });
+    const issuer = await waitFor('Ready', async () => {
+      const i = await cluster.issuer(ns, 'main');
+      return ready(i.status) ? i : undefined;
+    });
+    const st = issuer.status!;
+    assert.equal(st.observedGeneration, issuer.metadata.generation);
+    const purposes = (st.keys ?? []).map((k) => k.purpose).sort();
+    assert.deepEqual(purposes, ['credit', 'permanent', 'transient']);
+    assert.ok((st.keys ?? []).every((k) => k.state === 'Active'));
+    assert.equal(st.currentEpoch, new Date().toISOString().slice(0, 7));
+    assert.match(st.currentCreditKey ?? '', /^[0-9a-f]{12}$/);
+    assert.ok(st.nextRotation);
+    const files = await cluster.keyFiles(ns, 'main-signing-keys');
+    assert.equal(files.size, 3);
+    // every file is envelope-encrypted under the local KEK the operator created, and opens
+    const kekSecret = await cluster.secret(ns, 'main-kek');
+    const kek = new LocalKeyEncryptionKey('main-kek', Buffer.from(kekSecret!.data![LOCAL_KEK_DATA_KEY]!, 'base64').toString('utf8'));
+    for (const f of files.values()) {
+      assert.equal(f.privateKey.type, 'envelope');
+      const key = await openSigningKeyFile(f, kek);
+      assert.equal(toHex(tokenKeyId(key)), f.keyId);
+    }
+    const cm = await cluster.configMapData(ns, 'main-directory');
+    const dir = parseIssuerDirectory(cm!['directory.json']);
+    assert.equal(dir['issuer-request-uri'], '/token-request');
+    assert.equal(dir['token-keys'].length, 3);
+    const secret = await cluster.secret(ns, 'main-signing-keys');
+    assert.equal(secret!.metadata!.ownerReferences?.[0]?.kind, 'TokenIssuer');
+  });
+
+  it('kubectl get tokenissuers shows Ready, the credit key id, the epoch, the next rotation and the age', async () => {
+    const r = await env.kubectl(['get', 'tokenissuers', '-n', ns]);
+    assert.equal(r.code, 0, r.stderr);
+    const [header, row] = r.stdout.trim().split('\n');
+    assert.match(header!, /^NAME\s+READY\s+CREDIT KEY\s+EPOCH\s+NEXT ROTATION\s+AGE$/);
+    const st = (await cluster.issuer(ns, 'main')).status!;
+    assert.match(row!, new RegExp(`^main\\s+True\\s+${st.currentCreditKey}\\s+${st.currentEpoch}\\s+${st.nextRotation}\\s+\\d+s$`));
+    const short = await env.kubectl(['get', 'ti', 'main', '-n', ns, '-o', 'wide']);
+    assert.match(short.stdout, /PAUSED\s+FAILURES/);
+  });
+
+  it('kubectl annotate rotate=now publishes a new credit key, retires the old one, and is carried out once', async () => {
+    const before = (await cluster.issuer(ns, 'main')).status!;
+    const oldCredit = before.keys!.find((k) => k.purpose === 'credit' && k.state === 'Active')!;
+    const r = await env.kubectl(['annotate', 'tokenissuer', 'main', '-n', ns, `${ROTATE_ANNOTATION}=now`, '--overwrite']);
+    assert.equal(r.code, 0, r.stderr);
+    const after = await waitFor('new credit key active', async () => {
+      const s = (await cluster.issuer(ns, 'main')).status;
+      return s?.currentCreditKey && s.currentCreditKey !== before.currentCreditKey ? s : undefined;
+    });
+    const credit = after.keys!.filter((k) => k.purpose === 'credit');
+    assert.equal(credit.length, 2);
+    const old = credit.find((k) => k.keyId === oldCredit.keyId)!;
+    assert.equal(old.state, 'RedeemOnly', 'the old key verifies but no longer signs');
+    assert.equal(old.redemptionEnd, oldCredit.redemptionEnd, 'its redemption window is untouched');
+    const issuer = await cluster.issuer(ns, 'main');
+    const ann = issuer.metadata.annotations![ROTATE_ANNOTATION]!;
+    assert.match(ann, /^\d{4}-\d{2}-\d{2}T/, '"now" was recorded as a fixed time');
+    const secret = await cluster.secret(ns, 'main-signing-keys');
+    assert.equal(secret!.metadata!.annotations![HANDLED_ROTATION_ANNOTATION], new Date(Date.parse(ann)).toISOString());
+    // more reconciles (resync) do not rotate again
+    await new Promise((res) => setTimeout(res, 2_500));
+    assert.equal((await cluster.keyFiles(ns, 'main-signing-keys')).size, 4);
+    const describe = await env.kubectl(['describe', 'tokenissuer', 'main', '-n', ns]);
+    assert.match(describe.stdout, /RotationRequested/);
+    assert.match(describe.stdout, /KeyRotated/);
+  });
+
+  it('spec.paused (kubectl patch) stops rotations until it is cleared', async () => {
+    let r = await env.kubectl(['patch', 'tokenissuer', 'main', '-n', ns, '--type', 'merge', '-p', '{"spec":{"paused":true}}']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('Paused', async () => (await cluster.issuer(ns, 'main')).status?.conditions?.find((c) => c.type === 'Rotating' && c.reason === 'Paused'));
+    r = await env.kubectl(['annotate', 'tokenissuer', 'main', '-n', ns, `${ROTATE_ANNOTATION}=${new Date().toISOString()}`, '--overwrite']);
+    assert.equal(r.code, 0, r.stderr);
+    await new Promise((res) => setTimeout(res, 2_500));
+    assert.equal((await cluster.keyFiles(ns, 'main-signing-keys')).size, 4, 'nothing generated while paused');
+    r = await env.kubectl(['patch', 'tokenissuer', 'main', '-n', ns, '--type', 'merge', '-p', '{"spec":{"paused":false}}']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('rotation after resume', async () => (await cluster.keyFiles(ns, 'main-signing-keys')).size === 5);
+  });
+
+  it('the API server rejects invalid specs with the schema message (durations, enums, relations)', async () => {
+    const bad = async (spec: unknown) => {
+      const doc = JSON.stringify({ apiVersion: 'llmtor.dev/v1alpha1', kind: 'TokenIssuer', metadata: { name: 'bad', namespace: ns }, spec });
+      const r = await env.kubectl(['apply', '-f', '-'], { input: doc });
+      assert.notEqual(r.code, 0);
+      return r.stderr;
+    };
+    assert.match(await bad({ credit: { rotationPeriod: '30d' } }), /rotationPeriod/);
+    assert.match(await bad({ transient: { epoch: 'Weekly' } }), /Unsupported value: "Weekly"/);
+    assert.match(await bad({ credit: { rotationPeriod: '720h', issuanceWindow: '24h' } }), /issuanceWindow must be at least rotationPeriod/);
+    assert.match(await bad({ keyProtection: { azureKeyVault: { vaultUrl: 'https://v.vault.azure.net', keyName: 'k' }, local: {} } }), /either azureKeyVault or local/);
+  });
+});

@@ -1,0 +1,16 @@
+/**
+ * `npm run bench -w proxy`: runs every proxy benchmark in turn. A bench is an
+ * entry of this list (name + run function that prints its own figures).
+ */
+import { runIssuanceBench } from './issuanceBench.js';
+import { runRedemptionBench } from './redemptionBench.js';
+
+const benches: { name: string; run: () => Promise<unknown> }[] = [
+  { name: 'issuance (HTTP batched vs raw signer)', run: () => runIssuanceBench() },
+  { name: 'redemption (full redemption vs bare Koa pass-through)', run: () => runRedemptionBench() },
+];
+
+for (const b of benches) {
+  process.stdout.write(`== ${b.name}\n`);
+  await b.run();
+}

@@ -1,0 +1,20 @@
+/** What the identity-side routes share (built once by the issuance module). */
+import type Stripe from 'stripe';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Authenticator } from './accounts/authenticate.js';
+import type { ProxyConfig } from './config.js';
+import type { KeyManager } from './keys/keyManager.js';
+import type { IdentityStore } from './store/identityStore.js';
+
+export interface IdentityContext {
+  config: ProxyConfig;
+  store: IdentityStore;
+  auth: Authenticator;
+  logger: Logger;
+  metrics: Registry;
+  now: () => number;
+  keys: KeyManager;
+  stripe: Stripe | undefined;
+  pepper: string;
+}

@@ -1,0 +1,105 @@
+/**
+ * Issuance: debit (or take abuse-token quota), blind-sign on the worker pool,
+ * store the response for retries, answer. The reservation (debit + record of
+ * the request) is one atomic store step; signing failures give their credits
+ * back in the step that stores the response (or in an abort when nothing was
+ * signed). A retry with the same Idempotency-Key gets the stored bytes. A
+ * reservation whose pod died before answering is given back by the sweeper
+ * (reservationSweeper.ts); if that pod was only slow, its answer is withheld.
+ */
+import { encodeBatchTokenResponse, encodeTokenResponse, ProtocolError, type Keyring, type TokenResponse } from '@llmtor/protocol';
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { ApiError } from '../http/apiError.js';
+import type { IdentityStore } from '../store/identityStore.js';
+import { checkBlindedMessages, issuanceBodyHash, parseIssuanceBody, responseMediaType, selectIssuingKey, type IssuanceShape } from './parseIssuanceRequest.js';
+import type { BatchSigner } from './signer.js';
+
+export interface IssuanceSettings {
+  maxBatchSize: number;
+  transientReissuesPerEpoch: number;
+  idempotencyTtlMs: number;
+  pendingTakeoverMs: number;
+}
+
+export interface IssuanceDeps {
+  store: IdentityStore;
+  signer: BatchSigner;
+  keyring: () => Keyring;
+  now: () => number;
+  logger: Logger;
+  settings: IssuanceSettings;
+  tokensIssued: Counter<'purpose'>;
+  signingFailures: Counter<'purpose'>;
+}
+
+export interface IssuanceResult {
+  contentType: string;
+  body: Uint8Array;
+  replayed: boolean;
+}
+
+export async function issueTokens(d: IssuanceDeps, accountId: string, shape: IssuanceShape, body: Uint8Array, requestId: string): Promise<IssuanceResult> {
+  const now = d.now();
+  const parsed = parseIssuanceBody(shape, body, d.settings.maxBatchSize);
+  const key = selectIssuingKey(d.keyring(), parsed.truncatedId, now);
+  checkBlindedMessages(key, parsed.requests);
+  const purpose = key.meta.purpose;
+  const count = parsed.requests.length;
+  const quotaLimit = purpose === 'permanent' ? 1 : purpose === 'transient' ? 1 + d.settings.transientReissuesPerEpoch : 0;
+
+  const r = await d.store.reserveIssuance(accountId, {
+    requestId,
+    bodyHash: issuanceBodyHash(shape, body),
+    purpose,
+    epoch: key.meta.epoch ?? '',
+    count,
+    quotaLimit,
+    now,
+    ttlMs: d.settings.idempotencyTtlMs,
+    takeoverMs: d.settings.pendingTakeoverMs,
+  });
+  switch (r.kind) {
+    case 'replay':
+      return { contentType: responseMediaType(shape), body: r.response, replayed: true };
+    case 'conflict':
+      throw new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was used for a different request; use a fresh key for a new request');
+    case 'in_progress':
+      throw new ApiError(409, 'request_in_progress', 'a request with this Idempotency-Key is still being processed; retry shortly', { headers: { 'Retry-After': '1' } });
+    case 'insufficient':
+      throw new ApiError(402, 'insufficient_credits', `this request needs ${count} credits, the balance is ${r.balance}`, { details: { balance: r.balance, needed: count } });
+    case 'quota':
+      throw new ApiError(403, 'abuse_token_quota_exhausted', purpose === 'permanent' ? 'the permanent abuse token of this account was already issued' : `the transient abuse tokens of epoch ${key.meta.epoch} are used up (${r.used} of ${r.limit})`, {
+        details: { purpose, used: r.used, limit: r.limit, ...(key.meta.epoch ? { epoch: key.meta.epoch } : {}) },
+      });
+    case 'reserved':
+    case 'takeover':
+      break;
+  }
+
+  let results: (Uint8Array | ProtocolError)[];
+  try {
+    results = await d.signer.signBatch(key.meta.keyId, parsed.requests.map((x) => x.blindedMsg));
+  } catch (e) {
+    results = parsed.requests.map(() => (e instanceof ProtocolError ? e : new ProtocolError('signing_failure', 'signer unavailable')));
+  }
+  const failed = results.filter((x) => !(x instanceof Uint8Array)).length;
+  if (failed > 0) {
+    d.signingFailures.inc({ purpose }, failed);
+    d.logger.error({ failed, count, purpose, reason: (results.find((x) => x instanceof ProtocolError) as ProtocolError).code }, 'blind signing failed; credits given back');
+  }
+  if (failed === count) {
+    await d.store.abortIssuance(accountId, { requestId, now: d.now() });
+    throw new ApiError(503, 'signing_failed', 'the token could not be signed; nothing was debited, retry shortly', { headers: { 'Retry-After': '1' } });
+  }
+  const responses: (TokenResponse | null)[] = results.map((x) => (x instanceof Uint8Array ? { blindSig: x } : null));
+  const out = shape === 'single' ? encodeTokenResponse(responses[0]!) : encodeBatchTokenResponse(responses);
+  const done = await d.store.completeIssuance(accountId, { requestId, response: out, failed, now: d.now(), ttlMs: d.settings.idempotencyTtlMs });
+  if (done === 'aborted') {
+    // This pod took so long that the sweeper presumed it dead and gave the debit back: the signatures must not go out unpaid.
+    d.logger.warn({ purpose, count }, 'issuance finished after its reservation was given back; answer withheld');
+    throw new ApiError(503, 'request_expired', 'the request took too long and was cancelled; nothing was debited; retry with the same Idempotency-Key', { headers: { 'Retry-After': '1' } });
+  }
+  d.tokensIssued.inc({ purpose }, count - failed);
+  return { contentType: responseMediaType(shape), body: out, replayed: false };
+}

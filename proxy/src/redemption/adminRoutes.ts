@@ -1,0 +1,136 @@
+/**
+ * Pseudonym administration (operator, Bearer admin token) and self-revocation
+ * of a transient abuse token by its holder (presenting it proves holding it).
+ */
+import type Router from '@koa/router';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { readBody } from './bodyReader.js';
+import type { RedemptionRuntime } from './chatCompletions.js';
+import { ABUSE_HEADER } from './credentials.js';
+import { RedemptionError } from './errors.js';
+import { fromBase64Url, isProtocolError, verifyToken } from '@llmtor/protocol';
+import { pseudonymPart } from './tokenHashes.js';
+
+function sendError(ctx: Context, e: unknown): void {
+  const err = e instanceof RedemptionError ? e : new RedemptionError(503, 'store_unavailable', 'the pseudonym store is unreachable; retry later');
+  ctx.status = err.status;
+  for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+  ctx.body = err.toBody();
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function requireAdmin(ctx: Context, token: string | undefined): void {
+  if (!token) throw new RedemptionError(404, 'not_found', 'the pseudonym admin API is not enabled (set adminToken)');
+  const m = /^Bearer\s+(.+)$/i.exec(ctx.get('authorization'));
+  // Compare digests: constant time whatever the lengths.
+  if (!m || !timingSafeEqual(digest(m[1]!.trim()), digest(token))) {
+    throw new RedemptionError(401, 'unauthorized', 'admin API needs Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } });
+  }
+}
+
+const kindSchema = z.enum(['permanent', 'transient']);
+const pseudonymSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a pseudonym is 64 lowercase hex digits');
+const addSchema = z.object({ ttlSeconds: z.number().int().positive().max(10 * 365 * 86_400).optional() }).strict();
+
+export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
+  const wrap = (fn: (ctx: Context) => Promise<void>) => async (ctx: Context) => {
+    try {
+      ctx.set('cache-control', 'no-store');
+      await fn(ctx);
+    } catch (e) {
+      sendError(ctx, e);
+    }
+  };
+
+  router.get(
+    '/admin/pseudonyms/blacklist',
+    wrap(async (ctx) => {
+      requireAdmin(ctx, rt.config.adminToken);
+      const list = await rt.store.blacklistList();
+      ctx.body = { data: list.map((e) => ({ kind: e.kind, pseudonym: e.pseudonym, expires_at: e.expiresAt ? new Date(e.expiresAt).toISOString() : null })) };
+    }),
+  );
+
+  router.put(
+    '/admin/pseudonyms/blacklist/:kind/:pseudonym',
+    wrap(async (ctx) => {
+      requireAdmin(ctx, rt.config.adminToken);
+      const kind = kindSchema.safeParse(ctx.params.kind);
+      const p = pseudonymSchema.safeParse(ctx.params.pseudonym);
+      if (!kind.success || !p.success) throw new RedemptionError(400, 'invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
+      const raw = await readBody(ctx.req, 4096, () => new RedemptionError(413, 'request_too_large', 'body too large'));
+      let body: unknown = {};
+      if (raw.length > 0) {
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch {
+          throw new RedemptionError(400, 'invalid_json', 'body is not valid JSON');
+        }
+      }
+      const b = addSchema.safeParse(body);
+      if (!b.success) throw new RedemptionError(400, 'invalid_request', 'body is { "ttlSeconds"?: positive integer }');
+      const entry = { kind: kind.data, pseudonym: p.data, ...(b.data.ttlSeconds ? { expiresAt: rt.deps.now() + b.data.ttlSeconds * 1000 } : {}) };
+      await rt.store.blacklistAdd(entry);
+      ctx.status = 200;
+      ctx.body = { kind: entry.kind, pseudonym: entry.pseudonym, expires_at: entry.expiresAt ? new Date(entry.expiresAt).toISOString() : null };
+    }),
+  );
+
+  router.delete(
+    '/admin/pseudonyms/blacklist/:kind/:pseudonym',
+    wrap(async (ctx) => {
+      requireAdmin(ctx, rt.config.adminToken);
+      const kind = kindSchema.safeParse(ctx.params.kind);
+      const p = pseudonymSchema.safeParse(ctx.params.pseudonym);
+      if (!kind.success || !p.success) throw new RedemptionError(400, 'invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
+      const removed = await rt.store.blacklistRemove(kind.data, p.data);
+      if (!removed) throw new RedemptionError(404, 'not_found', 'that pseudonym is not blacklisted');
+      ctx.status = 204;
+    }),
+  );
+
+  router.get(
+    '/admin/pseudonyms/flagged',
+    wrap(async (ctx) => {
+      requireAdmin(ctx, rt.config.adminToken);
+      const limit = Math.min(1000, Math.max(1, Number(ctx.query.limit) || 100));
+      ctx.body = { data: await rt.store.flagged(limit) };
+    }),
+  );
+
+  // The holder of a transient abuse token revokes it (e.g. it was stolen) by presenting it: LLMTor-Abuse: transient=<b64url>.
+  router.post(
+    '/v1/abuse/revoke',
+    wrap(async (ctx) => {
+      const m = /^\s*transient\s*=\s*([A-Za-z0-9_-]+)\s*$/.exec(ctx.get(ABUSE_HEADER));
+      if (!m) throw new RedemptionError(400, 'invalid_abuse_tokens', 'send the transient token to revoke as LLMTor-Abuse: transient=<base64url>');
+      const now = rt.deps.now();
+      const keyring = rt.deps.keyring();
+      let end = 0;
+      try {
+        const bytes = fromBase64Url(m[1]!, 'transient');
+        verifyToken(
+          bytes,
+          (id) => {
+            const e = keyring.redeeming(id, now);
+            if (!e || e.meta.purpose !== 'transient') return undefined;
+            end = e.redemptionEnd;
+            return e.publicKey;
+          },
+          rt.challenge.digest,
+        );
+        await rt.store.blacklistAdd({ kind: 'transient', pseudonym: pseudonymPart('transient', bytes), expiresAt: end });
+      } catch (e) {
+        if (isProtocolError(e)) throw new RedemptionError(401, 'invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now');
+        throw e;
+      }
+      ctx.status = 200;
+      ctx.body = { revoked: true, until: new Date(end).toISOString() };
+    }),
+  );
+}

@@ -1,0 +1,160 @@
+/**
+ * Token checks on the redemption path (CPU only, native RSA verify):
+ * credit tokens from `Authorization: PrivateToken token=…[, PrivateToken token=…]`
+ * and the two abuse tokens from `LLMTor-Abuse: permanent=<b64url>, transient=<b64url>`.
+ */
+import {
+  challengeDigest,
+  defaultChallenge,
+  encodeTokenChallenge,
+  formatWwwAuthenticate,
+  fromBase64Url,
+  isProtocolError,
+  parseAuthorization,
+  verifyToken,
+  type KeyPurpose,
+  type Keyring,
+} from '@llmtor/protocol';
+import { RedemptionError } from './errors.js';
+import { pseudonymPart, spentId } from './tokenHashes.js';
+
+export const ABUSE_HEADER = 'llmtor-abuse';
+
+export interface VerifiedToken {
+  bytes: Uint8Array;
+  spentId: string;
+  /** When the token's key stops being redeemable: the spent-set entry may expire then. */
+  redemptionEnd: number;
+}
+
+export interface Pseudonym {
+  permanent: string;
+  transient: string;
+  /** Redemption ends of the two keys (a blacklist entry for the transient part need not outlive its key). */
+  transientRedemptionEnd: number;
+}
+
+/** Challenge material computed once per issuer name. */
+export class ChallengeContext {
+  readonly digest: Uint8Array;
+  private readonly encoded: Uint8Array;
+  constructor(issuerName: string) {
+    const c = defaultChallenge(issuerName);
+    this.encoded = encodeTokenChallenge(c);
+    this.digest = challengeDigest(this.encoded);
+  }
+
+  /** `WWW-Authenticate` with the newest credit key, or undefined when none is issuing. */
+  wwwAuthenticate(keyring: Keyring, now: number): string | undefined {
+    const key = keyring.currentIssuing('credit', now);
+    if (!key) return undefined;
+    return formatWwwAuthenticate({ challenge: this.encoded, tokenKey: fromBase64Url(key.meta.publicKey, 'publicKey') });
+  }
+}
+
+/** Parses Authorization into raw token bytes; malformed → 401 with a reason (never the header). */
+export function parseCreditTokens(header: string | undefined, maxTokens: number): Uint8Array[] {
+  try {
+    return parseAuthorization(header, maxTokens);
+  } catch (e) {
+    throw new RedemptionError(401, 'invalid_token', isProtocolError(e) ? `Authorization: ${e.message}` : 'Authorization header is malformed');
+  }
+}
+
+function verifyOne(bytes: Uint8Array, keyring: Keyring, now: number, digest: Uint8Array, purpose: KeyPurpose, what: string): { redemptionEnd: number } {
+  let end = 0;
+  try {
+    verifyToken(
+      bytes,
+      (keyId) => {
+        const e = keyring.redeeming(keyId, now);
+        if (!e || e.meta.purpose !== purpose) return undefined;
+        end = e.redemptionEnd;
+        return e.publicKey;
+      },
+      digest,
+    );
+  } catch (e) {
+    const reason = isProtocolError(e) ? e.code : 'malformed';
+    const hint: Record<string, string> = {
+      unknown_key_id: `was not issued under a ${purpose} key that is redeemable now (unknown, expired or wrong purpose)`,
+      bad_signature: 'has an invalid signature',
+      challenge_mismatch: 'was made for another issuer or challenge',
+      wrong_token_type: 'is not token type 0x0002',
+      wrong_length: 'has the wrong length (a type 0x0002 token is 354 bytes)',
+    };
+    throw new RedemptionError(401, 'invalid_token', `${what} ${hint[reason] ?? 'is malformed'}`, { extra: { reason } });
+  }
+  return { redemptionEnd: end };
+}
+
+export function verifyCreditTokens(tokens: readonly Uint8Array[], keyring: Keyring, now: number, digest: Uint8Array): VerifiedToken[] {
+  const seen = new Set<string>();
+  return tokens.map((bytes, i) => {
+    const { redemptionEnd } = verifyOne(bytes, keyring, now, digest, 'credit', `credit token #${i + 1}`);
+    const id = spentId(bytes);
+    if (seen.has(id)) throw new RedemptionError(400, 'duplicate_token', `credit token #${i + 1} appears twice in this request`);
+    seen.add(id);
+    return { bytes, spentId: id, redemptionEnd };
+  });
+}
+
+/** `permanent=<b64url>, transient=<b64url>` (order free, each exactly once). */
+export function parseAbuseHeader(value: string | undefined): { permanent: Uint8Array; transient: Uint8Array } | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  if (value.length > 2048) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse header is too long');
+  const out: { permanent?: Uint8Array; transient?: Uint8Array } = {};
+  for (const part of value.split(',')) {
+    const m = /^\s*(permanent|transient)\s*=\s*([A-Za-z0-9_-]+)\s*$/.exec(part);
+    if (!m) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"');
+    const kind = m[1] as 'permanent' | 'transient';
+    if (out[kind]) throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse names ${kind} twice`);
+    try {
+      out[kind] = fromBase64Url(m[2]!, kind);
+    } catch {
+      throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical unpadded base64url`);
+    }
+  }
+  if (!out.permanent || !out.transient) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse needs both permanent= and transient=');
+  return { permanent: out.permanent, transient: out.transient };
+}
+
+/**
+ * Abuse tokens come back on every request of a pseudonym, so their signature
+ * checks are remembered (in memory only, bounded): keyed by the token's hash,
+ * valid while the same key is still redeemable. Credit tokens are never
+ * cached: each is seen once.
+ */
+export class AbuseTokenCache {
+  private readonly map = new Map<string, { keyId: Uint8Array; publicKey: unknown; redemptionEnd: number }>();
+  constructor(private readonly max = 10_000) {}
+
+  verify(kind: 'permanent' | 'transient', bytes: Uint8Array, keyring: Keyring, now: number, digest: Uint8Array): { hash: string; redemptionEnd: number } {
+    const hash = pseudonymPart(kind, bytes);
+    const hit = this.map.get(hash);
+    if (hit) {
+      const e = keyring.redeeming(hit.keyId, now);
+      if (e && e.publicKey === hit.publicKey && e.meta.purpose === kind) return { hash, redemptionEnd: e.redemptionEnd };
+      this.map.delete(hash);
+    }
+    const { redemptionEnd } = verifyOne(bytes, keyring, now, digest, kind, `${kind} abuse token`);
+    if (this.max === 0) return { hash, redemptionEnd };
+    const keyId = bytes.slice(66, 98);
+    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
+    this.map.set(hash, { keyId, publicKey: keyring.redeeming(keyId, now)?.publicKey, redemptionEnd });
+    return { hash, redemptionEnd };
+  }
+}
+
+/** Verifies both abuse tokens (presented, never spent) and returns the pseudonym. */
+export function verifyAbuseTokens(
+  tokens: { permanent: Uint8Array; transient: Uint8Array },
+  keyring: Keyring,
+  now: number,
+  digest: Uint8Array,
+  cache: AbuseTokenCache = new AbuseTokenCache(0),
+): Pseudonym {
+  const p = cache.verify('permanent', tokens.permanent, keyring, now, digest);
+  const t = cache.verify('transient', tokens.transient, keyring, now, digest);
+  return { permanent: p.hash, transient: t.hash, transientRedemptionEnd: t.redemptionEnd };
+}

@@ -1,0 +1,46 @@
+/** Errors from the LLM-Tor servers, carrying the `{ "error": { "code", "message" } }` body. */
+import { readAll } from './torTransport.js';
+import type { HttpResponse } from './transport.js';
+
+export class ServerError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    readonly headers: Record<string, string | string[] | undefined> = {},
+  ) {
+    super(message);
+    this.name = 'ServerError';
+  }
+}
+
+/** Reads an error response into a ServerError (the body is bounded and never logged). */
+export async function serverError(res: HttpResponse, what: string): Promise<ServerError> {
+  let code = `http_${res.status}`;
+  let message = `${what}: HTTP ${res.status}`;
+  let details: Record<string, unknown> = {};
+  try {
+    const text = (await readAll(res.body, 64 * 1024)).toString('utf8');
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    if (parsed.error && typeof parsed.error === 'object') {
+      if (typeof parsed.error.code === 'string') code = parsed.error.code;
+      if (typeof parsed.error.message === 'string') message = `${what}: ${parsed.error.message}`;
+      const { code: _c, message: _m, ...rest } = parsed.error as Record<string, unknown>;
+      details = rest;
+    }
+  } catch {
+    // Not JSON (a proxy's HTML error page, a cut connection): keep the status line.
+  }
+  return new ServerError(res.status, code, message, details, res.headers);
+}
+
+export async function readJson(res: HttpResponse, what: string, maxBytes = 4 * 1024 * 1024): Promise<unknown> {
+  if (res.status < 200 || res.status >= 300) throw await serverError(res, what);
+  const text = (await readAll(res.body, maxBytes)).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ServerError(res.status, 'bad_response', `${what}: the server's answer is not JSON`);
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The extension's client, without any UI: account, wallet upkeep (prefetch, abuse tokens,
+ * epoch renewal), and chat over Tor. The VS Code layer drives it; the integration test
+ * drives it directly against a real proxy through a real Tor network.
+ *
+ * Channels:
+ *   identity  (account key)  → IdentityApi over the issuance transport (clearnet or Tor)
+ *   anonymous (tokens)       → RedemptionApi over Tor only, a fresh circuit per request
+ */
+import { challengeDigest, decodeTokenChallenge, defaultChallenge, fromBase64Url, parseIssuerDirectory, type IssuerDirectory } from '@llmtor/protocol';
+import { ServerError } from './apiErrors.js';
+import { permanentAction, pickIssuingKey, transientAction } from './epoch.js';
+import { checkKeyConsistency } from './keyConsistency.js';
+import { IdentityApi, normalizeAccountKey, type AccountInfo, type CreditPack } from './identityApi.js';
+import { creditsFor, RedemptionApi, type ChatMessage, type ChatResult, type ModelInfo } from './redemptionApi.js';
+import { TokenIssuer, type IssueResult } from './tokenIssuer.js';
+import { TorTransportError } from './torTransport.js';
+import type { TorTransport, Transport } from './transport.js';
+import { NoReadyTokensError, type CreditToken, type SecretStore, type Wallet } from './wallet.js';
+
+export const ACCOUNT_SECRET_KEY = 'llmtor.accountKey';
+
+export interface LlmTorClientOptions {
+  /** Base URL of the identity side (accounts, purchases, issuance). */
+  issuerUrl: string;
+  /** Base URL of the anonymous side (an .onion address, or https through an exit). */
+  redemptionUrl: string;
+  /** Transport for identity calls: clearnet, or Tor (never the circuit of a redemption). */
+  issuance: Transport;
+  /** Transport for everything anonymous. */
+  tor: TorTransport;
+  wallet: Wallet;
+  secrets: SecretStore;
+  /** Issuer name of the TokenChallenge; empty → learned from the server's 401 challenge over Tor. */
+  issuerName?: string;
+  /** Wallet size to keep (credit tokens). */
+  poolSize: number;
+  now?: () => number;
+  /** Retries of a chat request after a retryable failure (same tokens, same bytes, new circuit). */
+  chatRetries?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface SendOptions {
+  onDelta?: (text: string) => void;
+  signal?: AbortSignal;
+  temperature?: number;
+  maxTokens?: number;
+}
+
+export interface SendResult extends ChatResult {
+  credits: number;
+}
+
+/** Server answers after which the presented tokens were certainly not spent. */
+const NOT_SPENT = new Set(['credits_required', 'too_many_tokens', 'model_not_found', 'request_too_large', 'invalid_request', 'rate_limited', 'pseudonym_blocked', 'store_unavailable', 'upstream_rejected', 'abuse_tokens_required', 'invalid_abuse_tokens']);
+/** Answers after which the same request (same tokens, same bytes) should be sent again. */
+const RETRY_SAME = new Set(['upstream_failed', 'upstream_timeout', 'upstream_busy', 'moderation_unavailable', 'request_in_progress', 'stream_cut']);
+
+export class LlmTorClient {
+  readonly identity: IdentityApi;
+  readonly redemption: RedemptionApi;
+  readonly issuer: TokenIssuer;
+  readonly wallet: Wallet;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private digest: Uint8Array | undefined;
+  private modelCache: { at: number; models: ModelInfo[] } | undefined;
+  private refilling: Promise<IssueResult> | undefined;
+
+  constructor(private readonly o: LlmTorClientOptions) {
+    this.now = o.now ?? Date.now;
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.identity = new IdentityApi(o.issuerUrl, o.issuance);
+    this.redemption = new RedemptionApi(o.redemptionUrl, o.tor);
+    this.wallet = o.wallet;
+    this.issuer = new TokenIssuer({
+      identity: this.identity,
+      redemption: this.redemption,
+      wallet: o.wallet,
+      accountKey: () => this.requireAccountKey(),
+      challengeDigest: () => this.challengeDigest(),
+      now: this.now,
+    });
+  }
+
+  // ---- account -------------------------------------------------------------------------
+
+  async accountKey(): Promise<string | undefined> {
+    return (await this.o.secrets.get(ACCOUNT_SECRET_KEY)) ?? undefined;
+  }
+
+  private async requireAccountKey(): Promise<string> {
+    const k = await this.accountKey();
+    if (!k) throw new Error('no account: create one or sign in with your account key');
+    return k;
+  }
+
+  /** Creates an account and stores its key; returns the key (shown to the user once). */
+  async createAccount(): Promise<string> {
+    const key = await this.identity.createAccount();
+    await this.o.secrets.store(ACCOUNT_SECRET_KEY, key);
+    return key;
+  }
+
+  /** Checks the key with the server, then stores it. */
+  async signIn(text: string): Promise<AccountInfo> {
+    const key = normalizeAccountKey(text);
+    if (!key) throw new Error('an account key is a long number (digits, spaces allowed)');
+    const info = await this.identity.account(key);
+    await this.o.secrets.store(ACCOUNT_SECRET_KEY, key);
+    return info;
+  }
+
+  /** Forgets the account key and every token (they belong to the account). */
+  async signOut(): Promise<void> {
+    await this.o.secrets.delete(ACCOUNT_SECRET_KEY);
+    await this.wallet.clear();
+  }
+
+  async account(): Promise<AccountInfo> {
+    return this.identity.account(await this.requireAccountKey());
+  }
+
+  packs(): Promise<CreditPack[]> {
+    return this.identity.packs();
+  }
+
+  async purchase(pack: string, idempotencyKey: string): Promise<string> {
+    return (await this.identity.purchase(await this.requireAccountKey(), pack, idempotencyKey)).checkoutUrl;
+  }
+
+  // ---- models and challenge -------------------------------------------------------------
+
+  async models(force = false): Promise<ModelInfo[]> {
+    if (!force && this.modelCache && this.now() - this.modelCache.at < 5 * 60_000) return this.modelCache.models;
+    const models = await this.redemption.models();
+    this.modelCache = { at: this.now(), models };
+    return models;
+  }
+
+  /** SHA-256 of the TokenChallenge every token is made for. */
+  async challengeDigest(): Promise<Uint8Array> {
+    if (this.digest) return this.digest;
+    if (this.o.issuerName) {
+      this.digest = challengeDigest(defaultChallenge(this.o.issuerName));
+    } else {
+      const model = (await this.models())[0];
+      if (!model) throw new Error('the server lists no models');
+      const c = await this.redemption.challenge(model.id);
+      decodeTokenChallenge(c.challenge); // validates the structure before we trust it
+      this.digest = challengeDigest(c.challenge);
+    }
+    return this.digest;
+  }
+
+  // ---- wallet upkeep --------------------------------------------------------------------
+
+  /**
+   * Makes sure both abuse tokens are held and current (obtains them, renews the transient
+   * one at the monthly epoch). Returns what was done.
+   */
+  async ensureAbuseTokens(directory?: IssuerDirectory): Promise<{ permanent: string; transient: string }> {
+    const dir = directory ?? (await this.issuer.issuerDirectory());
+    const held = await this.wallet.abuseTokens();
+    const now = this.now();
+    const p = permanentAction(held.permanent, now);
+    if (p !== 'keep') await this.issuer.issue('permanent', 1, dir);
+    const t = transientAction(held.transient, now, pickIssuingKey(dir, 'transient', now) !== undefined);
+    if (t !== 'keep') await this.issuer.issue('transient', 1, dir);
+    return { permanent: p, transient: t };
+  }
+
+  /**
+   * Tops the wallet up to `poolSize` credit tokens (bounded by the balance). Concurrent
+   * calls share one run.
+   */
+  refill(): Promise<IssueResult> {
+    if (this.refilling) return this.refilling;
+    const run = (async () => {
+      const total: IssueResult = { issued: 0, refused: 0 };
+      const resumed = await this.issuer.resumePending();
+      total.issued += resumed.issued;
+      await this.wallet.dropExpired();
+      const dir = await this.issuer.issuerDirectory();
+      await this.ensureAbuseTokens(dir);
+      const { total: have } = await this.wallet.counts();
+      const want = this.o.poolSize - have;
+      if (want <= 0) return total;
+      const { balance } = await this.account();
+      const n = Math.min(want, balance);
+      if (n <= 0) return total;
+      const r = await this.issuer.issue('credit', n, dir);
+      total.issued += r.issued;
+      total.refused += r.refused;
+      return total;
+    })();
+    this.refilling = run;
+    void run.finally(() => {
+      if (this.refilling === run) this.refilling = undefined;
+    }).catch(() => undefined);
+    return run;
+  }
+
+  /** Revokes the current transient abuse token over Tor and obtains a new one. */
+  async revokeTransient(): Promise<void> {
+    const held = (await this.wallet.abuseTokens()).transient;
+    if (held) {
+      await this.redemption.revokeTransient(fromBase64Url(held.token, 'transient'));
+      await this.wallet.clearAbuseToken('transient');
+    }
+    await this.issuer.issue('transient', 1);
+  }
+
+  // ---- chat -----------------------------------------------------------------------------
+
+  /** The exact request bytes and their price. */
+  async prepare(model: string, messages: ChatMessage[], opts: Pick<SendOptions, 'temperature' | 'maxTokens'> = {}): Promise<{ body: string; credits: number; model: ModelInfo }> {
+    const info = (await this.models()).find((m) => m.id === model) ?? (await this.models(true)).find((m) => m.id === model);
+    if (!info) throw new Error(`model ${model} is not offered by the server`);
+    const req: Record<string, unknown> = { model, messages: messages.map((m) => ({ role: m.role, content: m.content })), stream: true };
+    if (opts.temperature !== undefined) req['temperature'] = opts.temperature;
+    if (opts.maxTokens !== undefined) req['max_tokens'] = opts.maxTokens;
+    const body = JSON.stringify(req);
+    return { body, credits: creditsFor(info, Buffer.byteLength(body, 'utf8')), model: info };
+  }
+
+  /**
+   * Sends a chat over Tor, paying with wallet tokens. Throws NoReadyTokensError (nothing
+   * taken) when the wallet cannot pay yet; the UI offers to wait.
+   */
+  async send(model: string, messages: ChatMessage[], opts: SendOptions = {}): Promise<SendResult> {
+    const { body, credits } = await this.prepare(model, messages, opts);
+    const abuse = await this.abuseCredentials();
+    const tokens = await this.wallet.take(credits);
+    const raw = tokens.map((t) => fromBase64Url(t.token, 'token'));
+    let attempt = 0;
+    let produced = false;
+    const onDelta = (d: string) => {
+      produced = true;
+      opts.onDelta?.(d);
+    };
+    for (;;) {
+      try {
+        const r = await this.redemption.chat(body, raw, abuse, { onDelta, ...(opts.signal ? { signal: opts.signal } : {}) });
+        return { ...r, credits };
+      } catch (e) {
+        const outcome = this.classify(e, produced);
+        if (outcome === 'retry' && attempt < (this.o.chatRetries ?? 2) && !opts.signal?.aborted) {
+          attempt++;
+          await this.sleep(retryDelay(e, attempt));
+          continue;
+        }
+        if (outcome === 'unspent' || outcome === 'retry') await this.wallet.putBack(tokens);
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * What an error means for the tokens: 'unspent' (put them back), 'retry' (send the same
+   * request again), 'spent' (gone).
+   */
+  private classify(e: unknown, streamed: boolean): 'unspent' | 'retry' | 'spent' {
+    if (e instanceof TorTransportError) {
+      // Tor could not even reach the server: the tokens never left this machine.
+      if (e.code === 'tor_unreachable' || e.code === 'foreign_socket' || e.code === 'bad_url' || e.code === 'bad_socks_endpoint') return 'unspent';
+      if (e.code === 'aborted') return streamed ? 'spent' : 'retry';
+      return 'retry';
+    }
+    if (e instanceof ServerError) {
+      if (NOT_SPENT.has(e.code)) return 'unspent';
+      if (RETRY_SAME.has(e.code)) return 'retry';
+      return 'spent';
+    }
+    // A connection cut mid-stream: the server keeps the answer for a retry of the same request.
+    return 'retry';
+  }
+
+  private async abuseCredentials(): Promise<{ permanent: Uint8Array; transient: Uint8Array } | undefined> {
+    const held = await this.wallet.abuseTokens();
+    if (!held.permanent || !held.transient) return undefined;
+    return { permanent: fromBase64Url(held.permanent.token, 'permanent'), transient: fromBase64Url(held.transient.token, 'transient') };
+  }
+
+  /** Checks the key of tokens already in the wallet against the public directory (over Tor). */
+  async verifyWalletKeys(): Promise<void> {
+    const dir = parseIssuerDirectory(await this.redemption.directory());
+    const held = await this.wallet.abuseTokens();
+    for (const t of [held.permanent, held.transient]) if (t) checkKeyConsistency({ tokenKey: t.tokenKey, purpose: t.purpose, ...(t.epoch ? { epoch: t.epoch } : {}) }, dir);
+  }
+}
+
+function retryDelay(e: unknown, attempt: number): number {
+  const ra = e instanceof ServerError ? e.headers['retry-after'] : undefined;
+  if (typeof ra === 'string' && /^\d+$/.test(ra)) return Math.min(10_000, Number(ra) * 1000);
+  return 500 * attempt;
+}
+
+export { NoReadyTokensError, type CreditToken };

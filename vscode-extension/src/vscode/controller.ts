@@ -1,0 +1,600 @@
+/**
+ * The extension's state and actions, shared by every chat view (sidebar view, editor panel)
+ * and the status bar: account, wallet, Tor, models, the current chat, streaming.
+ *
+ * Privacy notes for this layer:
+ * - Nothing identifying is logged (no output channel with request data at all).
+ * - The wallet is refilled when it runs low, after a random delay — never right after a
+ *   redemption, so the issuer cannot time a refill against a chat.
+ */
+import { randomUUID } from 'node:crypto';
+import * as vscode from 'vscode';
+import { ServerError } from '../core/apiErrors.js';
+import { ChatHistory, type StoredMessage } from '../core/history.js';
+import { nextRenewalCheckDelay } from '../core/epoch.js';
+import { LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
+import type { CreditPack } from '../core/identityApi.js';
+import type { ModelInfo } from '../core/redemptionApi.js';
+import { KeyConsistencyError } from '../core/keyConsistency.js';
+import { clearnetTransport, torTransport } from '../core/transport.js';
+import { Wallet, type WalletCounts } from '../core/wallet.js';
+import { describe as describeTor, type TorManager } from './torManager.js';
+
+export interface UiState {
+  signedIn: boolean;
+  balance: number | undefined;
+  wallet: WalletCounts;
+  tor: { kind: string; text: string };
+  models: { id: string; priceCredits: number }[];
+  model: string | undefined;
+  packs: { id: string; label: string }[];
+  conversations: { id: string; title: string }[];
+  currentId: string;
+  messages: StoredMessage[];
+  streamingId: string | undefined;
+  busy: string | undefined;
+  accountKeyOnce: string | undefined;
+  waiting: { needed: number; ready: number; total: number; nextReadyAt: number | undefined; active: boolean } | undefined;
+  error: string | undefined;
+  historyEnabled: boolean;
+}
+
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'send'; text: string }
+  | { type: 'stop' }
+  | { type: 'regenerate' }
+  | { type: 'edit'; id: string; text: string }
+  | { type: 'delete'; id: string }
+  | { type: 'newChat' }
+  | { type: 'selectChat'; id: string }
+  | { type: 'selectModel'; id: string }
+  | { type: 'createAccount' }
+  | { type: 'signIn'; key: string }
+  | { type: 'signOut' }
+  | { type: 'buy'; pack: string }
+  | { type: 'refresh' }
+  | { type: 'getTokens' }
+  | { type: 'wait' }
+  | { type: 'cancelWait' }
+  | { type: 'dismissKey' }
+  | { type: 'dismissError' }
+  | { type: 'copy'; text: string }
+  | { type: 'insert'; text: string };
+
+export type ToWebview = { type: 'state'; state: UiState } | { type: 'delta'; id: string; text: string } | { type: 'context'; text: string };
+
+export class Controller implements vscode.Disposable {
+  client!: LlmTorClient;
+  private wallet!: Wallet;
+  readonly history: ChatHistory;
+  private balance: number | undefined;
+  private signedIn = false;
+  private counts: WalletCounts = { total: 0, ready: 0, nextReadyAt: undefined };
+  private models: ModelInfo[] = [];
+  private packs: CreditPack[] = [];
+  private model: string | undefined;
+  private streamingId: string | undefined;
+  private abort: AbortController | undefined;
+  private busy: string | undefined;
+  private accountKeyOnce: string | undefined;
+  private waiting: UiState['waiting'];
+  private error: string | undefined;
+  private refillTimer: NodeJS.Timeout | undefined;
+  private epochTimer: NodeJS.Timeout | undefined;
+  private readonly views = new Set<(m: ToWebview) => void>();
+  private readonly stateEmitter = new vscode.EventEmitter<void>();
+  readonly onDidChangeState = this.stateEmitter.event;
+  private readonly disposables: vscode.Disposable[] = [];
+  /** The last focused text editor ("insert at cursor" from a webview that has the focus). */
+  lastEditor: vscode.TextEditor | undefined;
+
+  constructor(
+    private readonly ctx: vscode.ExtensionContext,
+    readonly tor: TorManager,
+  ) {
+    const persist = vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true);
+    this.history = new ChatHistory(ctx.globalState, persist);
+    this.buildClient();
+    this.disposables.push(
+      tor.onDidChange(() => this.publish()),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('llmtor.history.enabled')) void this.history.setPersist(vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true));
+        if (e.affectsConfiguration('llmtor.wallet')) {
+          const c = vscode.workspace.getConfiguration('llmtor.wallet');
+          this.wallet.setTiming(c.get<number>('minAgeSeconds', 60) * 1000, c.get<number>('jitterSeconds', 120) * 1000);
+        }
+        if (['issuerUrl', 'redemptionUrl', 'issuerName', 'issuanceOverTor', 'wallet.poolSize'].some((k) => e.affectsConfiguration(`llmtor.${k}`))) {
+          this.buildClient();
+          void this.refresh();
+        }
+        if (e.affectsConfiguration('llmtor.tor')) void this.tor.restart().catch(() => undefined);
+        if (e.affectsConfiguration('llmtor.model')) this.model = vscode.workspace.getConfiguration('llmtor').get<string>('model') || this.model;
+        this.publish();
+      }),
+      vscode.window.onDidChangeActiveTextEditor((e) => {
+        if (e) this.lastEditor = e;
+      }),
+    );
+    this.lastEditor = vscode.window.activeTextEditor;
+  }
+
+  private buildClient(): void {
+    const cfg = vscode.workspace.getConfiguration('llmtor');
+    const issuerUrl = cfg.get<string>('issuerUrl', 'http://127.0.0.1:8080');
+    const redemptionUrl = cfg.get<string>('redemptionUrl') || issuerUrl;
+    const tor = torTransport(() => this.tor.socks());
+    this.wallet = new Wallet(this.ctx.secrets, { minAgeMs: cfg.get<number>('wallet.minAgeSeconds', 60) * 1000, jitterMs: cfg.get<number>('wallet.jitterSeconds', 120) * 1000 });
+    this.wallet.onChange(() => void this.updateCounts());
+    const issuerName = cfg.get<string>('issuerName');
+    this.client = new LlmTorClient({
+      issuerUrl,
+      redemptionUrl,
+      issuance: cfg.get<boolean>('issuanceOverTor', false) ? tor : clearnetTransport(),
+      tor,
+      wallet: this.wallet,
+      secrets: this.ctx.secrets,
+      poolSize: cfg.get<number>('wallet.poolSize', 5),
+      ...(issuerName ? { issuerName } : {}),
+    });
+    this.model = cfg.get<string>('model') || this.model;
+  }
+
+  /** Start-up: Tor, account state, models, wallet upkeep. */
+  async start(): Promise<void> {
+    this.signedIn = !!(await this.client.accountKey());
+    await this.updateCounts();
+    this.publish();
+    void this.tor
+      .ensureStarted()
+      .then(() => this.refresh())
+      .catch((e: Error) => this.fail(e));
+    if (this.signedIn) void this.refresh();
+    this.scheduleEpochCheck();
+  }
+
+  attach(post: (m: ToWebview) => void): vscode.Disposable {
+    this.views.add(post);
+    post({ type: 'state', state: this.state() });
+    return new vscode.Disposable(() => this.views.delete(post));
+  }
+
+  private post(m: ToWebview): void {
+    for (const v of this.views) v(m);
+  }
+
+  state(): UiState {
+    const t = this.tor.status;
+    const conv = this.history.current();
+    return {
+      signedIn: this.signedIn,
+      balance: this.balance,
+      wallet: this.counts,
+      tor: { kind: t.kind, text: describeTor(t) },
+      models: this.models.map((m) => ({ id: m.id, priceCredits: m.priceCredits })),
+      model: this.currentModel(),
+      packs: this.packs.map((p) => ({ id: p.id, label: `${p.name} — ${p.credits} credits, ${(p.amount / 100).toFixed(2)} ${p.currency.toUpperCase()}` })),
+      conversations: this.history.list().map((c) => ({ id: c.id, title: c.title })),
+      currentId: conv.id,
+      messages: conv.messages,
+      streamingId: this.streamingId,
+      busy: this.busy,
+      accountKeyOnce: this.accountKeyOnce,
+      waiting: this.waiting,
+      error: this.error,
+      historyEnabled: vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true),
+    };
+  }
+
+  publish(): void {
+    this.post({ type: 'state', state: this.state() });
+    this.stateEmitter.fire();
+  }
+
+  get walletCounts(): WalletCounts {
+    return this.counts;
+  }
+  get currentBalance(): number | undefined {
+    return this.balance;
+  }
+
+  private currentModel(): string | undefined {
+    if (this.model && (this.models.length === 0 || this.models.some((m) => m.id === this.model))) return this.model;
+    return this.models[0]?.id;
+  }
+
+  private async updateCounts(): Promise<void> {
+    this.counts = await this.wallet.counts();
+    this.publish();
+  }
+
+  private fail(e: unknown): void {
+    this.error = errorText(e);
+    this.publish();
+  }
+
+  private async withBusy<T>(label: string, fn: () => Promise<T>): Promise<T | undefined> {
+    this.busy = label;
+    this.error = undefined;
+    this.publish();
+    try {
+      return await fn();
+    } catch (e) {
+      this.fail(e);
+      return undefined;
+    } finally {
+      this.busy = undefined;
+      this.publish();
+    }
+  }
+
+  // ---- account ----
+
+  /** Balance, models and packs; then keeps the wallet filled. */
+  async refresh(): Promise<void> {
+    this.signedIn = !!(await this.client.accountKey());
+    try {
+      if (this.signedIn) this.balance = (await this.client.account()).balance;
+      this.packs = await this.client.packs().catch(() => this.packs);
+      if (this.tor.status.kind === 'ready') this.models = await this.client.models(true);
+      this.publish();
+      if (this.signedIn) this.scheduleRefill(0);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async createAccount(): Promise<void> {
+    await this.withBusy('Creating account…', async () => {
+      this.accountKeyOnce = await this.client.createAccount();
+      this.signedIn = true;
+      await this.refresh();
+    });
+  }
+
+  async signIn(key: string): Promise<void> {
+    await this.withBusy('Signing in…', async () => {
+      const info = await this.client.signIn(key);
+      this.signedIn = true;
+      this.balance = info.balance;
+      await this.refresh();
+    });
+  }
+
+  async signOut(): Promise<void> {
+    const ok = await vscode.window.showWarningMessage(
+      'Sign out of LLM-Tor? The account key and every unused token are removed from this machine. Keep your account key to sign in again; unused tokens are lost.',
+      { modal: true },
+      'Sign out',
+    );
+    if (ok !== 'Sign out') return;
+    await this.client.signOut();
+    this.signedIn = false;
+    this.balance = undefined;
+    this.accountKeyOnce = undefined;
+    await this.updateCounts();
+  }
+
+  async buy(pack?: string): Promise<void> {
+    let id = pack;
+    if (!id) {
+      const packs = await this.client.packs();
+      const pick = await vscode.window.showQuickPick(
+        packs.map((p) => ({ label: p.name, description: `${p.credits} credits, ${(p.amount / 100).toFixed(2)} ${p.currency.toUpperCase()}`, id: p.id })),
+        { title: 'Buy LLM-Tor credits' },
+      );
+      if (!pick) return;
+      id = pick.id;
+    }
+    const url = await this.withBusy('Starting checkout…', () => this.client.purchase(id!, `vscode-${randomUUID()}`));
+    if (!url) return;
+    await vscode.env.openExternal(vscode.Uri.parse(url));
+    void vscode.window.showInformationMessage('Complete the payment in your browser; the balance updates when Stripe confirms it.', 'Refresh balance').then((a) => {
+      if (a) void this.refresh();
+    });
+    // Stripe's webhook usually lands within seconds; poll a little.
+    for (const delay of [5_000, 15_000, 45_000]) setTimeout(() => void this.refresh(), delay).unref();
+  }
+
+  // ---- wallet ----
+
+  /** Fills the wallet now (user action, or waiting for tokens). */
+  async getTokens(): Promise<void> {
+    await this.withBusy('Getting tokens…', async () =>
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'LLM-Tor: getting tokens' }, async () => {
+        await this.tor.ensureStarted();
+        const r = await this.client.refill();
+        this.balance = (await this.client.account()).balance;
+        return r;
+      }),
+    );
+  }
+
+  /** Background refill when the wallet runs low, after a random delay (see file header). */
+  private scheduleRefill(minDelayMs: number): void {
+    if (this.refillTimer) return;
+    const pool = vscode.workspace.getConfiguration('llmtor').get<number>('wallet.poolSize', 5);
+    if (this.counts.total > Math.floor(pool / 2) && minDelayMs > 0) return;
+    const delay = minDelayMs + Math.floor(Math.random() * (minDelayMs > 0 ? 10 * 60_000 : 1));
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      void this.client
+        .refill()
+        .then(async () => {
+          this.balance = (await this.client.account()).balance;
+          this.publish();
+        })
+        .catch((e) => {
+          if (e instanceof KeyConsistencyError) this.fail(e);
+        });
+    }, delay);
+    this.refillTimer.unref?.();
+  }
+
+  /** At each monthly epoch (plus a random spread) the transient abuse token is renewed. */
+  private scheduleEpochCheck(): void {
+    clearTimeout(this.epochTimer);
+    // setTimeout cannot wait a month in one go (32-bit ms); re-arm daily.
+    const delay = Math.min(nextRenewalCheckDelay(Date.now()), 24 * 3_600_000);
+    this.epochTimer = setTimeout(() => {
+      if (this.signedIn) void this.client.ensureAbuseTokens().catch(() => undefined);
+      this.scheduleEpochCheck();
+    }, delay);
+    this.epochTimer.unref?.();
+  }
+
+  async revokeTransient(): Promise<void> {
+    await this.withBusy('Revoking the transient token…', async () => {
+      await this.tor.ensureStarted();
+      await this.client.revokeTransient();
+      void vscode.window.showInformationMessage('The transient abuse token was revoked (over Tor) and a new one obtained.');
+    });
+  }
+
+  // ---- chat ----
+
+  selectModel(id: string): void {
+    this.model = id;
+    void vscode.workspace.getConfiguration('llmtor').update('model', id, vscode.ConfigurationTarget.Global);
+    this.publish();
+  }
+
+  async send(text: string): Promise<void> {
+    if (!text.trim() || this.streamingId) return;
+    this.history.add({ role: 'user', content: text });
+    await this.run();
+  }
+
+  async regenerate(): Promise<void> {
+    if (this.streamingId) return;
+    if (!this.history.truncateForRegenerate()) return;
+    await this.run();
+  }
+
+  async edit(id: string, text: string): Promise<void> {
+    if (this.streamingId) return;
+    if (!this.history.edit(id, text)) return;
+    await this.run();
+  }
+
+  delete(id: string): void {
+    if (this.streamingId === id) this.abort?.abort();
+    this.history.delete(id);
+    this.publish();
+  }
+
+  stop(): void {
+    this.abort?.abort();
+  }
+
+  newChat(): void {
+    this.abort?.abort();
+    this.history.newConversation();
+    this.publish();
+  }
+
+  selectChat(id: string): void {
+    if (this.streamingId) return;
+    this.history.select(id);
+    this.publish();
+  }
+
+  private async run(): Promise<void> {
+    this.error = undefined;
+    this.waiting = undefined;
+    if (!this.signedIn) {
+      this.fail(new Error('Create an account or sign in first (LLM-Tor: Create Account).'));
+      return;
+    }
+    const model = this.currentModel();
+    const messages = this.history
+      .current()
+      .messages.filter((m) => !m.error)
+      .map((m) => ({ role: m.role, content: m.content }));
+    const answer = this.history.add({ role: 'assistant', content: '', ...(model ? { model } : {}) });
+    this.streamingId = answer.id;
+    const abort = new AbortController();
+    this.abort = abort;
+    this.publish();
+    let content = '';
+    try {
+      await this.tor.ensureStarted();
+      if (this.models.length === 0) this.models = await this.client.models(true);
+      const useModel = model ?? this.currentModel();
+      if (!useModel) throw new Error('the server offers no models');
+      const r = await this.client.send(useModel, messages, {
+        signal: abort.signal,
+        onDelta: (d) => {
+          content += d;
+          this.post({ type: 'delta', id: answer.id, text: d });
+        },
+      });
+      this.history.update(answer.id, { content: r.content, credits: r.credits, model: useModel });
+    } catch (e) {
+      if (e instanceof NoReadyTokensError) {
+        this.history.delete(answer.id);
+        this.waiting = { needed: e.needed, ready: e.counts.ready, total: e.counts.total, nextReadyAt: e.counts.nextReadyAt, active: false };
+      } else if (abort.signal.aborted) {
+        this.history.update(answer.id, { content: content || '(stopped)' });
+      } else {
+        this.history.update(answer.id, { content, error: errorText(e) });
+      }
+    } finally {
+      this.streamingId = undefined;
+      this.abort = undefined;
+      await this.updateCounts();
+      this.scheduleRefill(60_000);
+    }
+  }
+
+  /** The user chose to wait for tokens: fill the wallet if needed, wait until enough are old enough, send. */
+  async waitForTokens(): Promise<void> {
+    const w = this.waiting;
+    if (!w || w.active) return;
+    w.active = true;
+    this.publish();
+    const cancel = new AbortController();
+    this.cancelWaiting = () => cancel.abort();
+    try {
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'LLM-Tor: waiting for tokens', cancellable: true }, async (progress, token) => {
+        token.onCancellationRequested(() => cancel.abort());
+        for (;;) {
+          if (cancel.signal.aborted) throw new Error('cancelled');
+          const c = await this.wallet.counts();
+          if (c.ready >= w.needed) break;
+          if (c.total < w.needed) {
+            progress.report({ message: 'getting tokens…' });
+            await this.tor.ensureStarted();
+            const r = await this.client.refill();
+            this.balance = (await this.client.account()).balance;
+            if (r.issued === 0 && (await this.wallet.counts()).total < w.needed) throw new Error('no credit left to get tokens: buy credits first (LLM-Tor: Buy Credits)');
+            continue;
+          }
+          const next = c.nextReadyAt ?? Date.now() + 1000;
+          progress.report({ message: `${c.ready} of ${w.needed} ready; next in ${Math.max(1, Math.ceil((next - Date.now()) / 1000))} s` });
+          await sleep(Math.min(5_000, Math.max(200, next - Date.now() + 50)), cancel.signal);
+        }
+      });
+      this.waiting = undefined;
+      await this.run();
+    } catch (e) {
+      this.waiting = undefined;
+      if (!cancel.signal.aborted) this.fail(e);
+      this.publish();
+    } finally {
+      this.cancelWaiting = undefined;
+    }
+  }
+
+  cancelWaiting: (() => void) | undefined;
+
+  cancelWait(): void {
+    this.cancelWaiting?.();
+    this.waiting = undefined;
+    this.publish();
+  }
+
+  dismissKey(): void {
+    this.accountKeyOnce = undefined;
+    this.publish();
+  }
+
+  dismissError(): void {
+    this.error = undefined;
+    this.publish();
+  }
+
+  /** Puts code into the chat input (selection / file as context). */
+  addContext(text: string): void {
+    this.post({ type: 'context', text });
+  }
+
+  async insertAtCursor(text: string): Promise<void> {
+    const editor = vscode.window.activeTextEditor ?? this.lastEditor;
+    if (!editor) {
+      void vscode.window.showWarningMessage('Open a text editor to insert the code into.');
+      return;
+    }
+    await editor.edit((b) => {
+      for (const s of editor.selections) b.replace(s, text);
+    });
+  }
+
+  async clearHistory(): Promise<void> {
+    await this.history.clear();
+    this.publish();
+  }
+
+  async handle(m: FromWebview): Promise<void> {
+    switch (m.type) {
+      case 'ready':
+        this.publish();
+        return;
+      case 'send':
+        return this.send(m.text);
+      case 'stop':
+        return this.stop();
+      case 'regenerate':
+        return this.regenerate();
+      case 'edit':
+        return this.edit(m.id, m.text);
+      case 'delete':
+        return this.delete(m.id);
+      case 'newChat':
+        return this.newChat();
+      case 'selectChat':
+        return this.selectChat(m.id);
+      case 'selectModel':
+        return this.selectModel(m.id);
+      case 'createAccount':
+        return this.createAccount();
+      case 'signIn':
+        return this.signIn(m.key);
+      case 'signOut':
+        return this.signOut();
+      case 'buy':
+        return this.buy(m.pack);
+      case 'refresh':
+        return this.withBusy('Refreshing…', () => this.refresh()).then(() => undefined);
+      case 'getTokens':
+        return this.getTokens();
+      case 'wait':
+        return this.waitForTokens();
+      case 'cancelWait':
+        return this.cancelWait();
+      case 'dismissKey':
+        return this.dismissKey();
+      case 'dismissError':
+        return this.dismissError();
+      case 'copy':
+        await vscode.env.clipboard.writeText(m.text);
+        return;
+      case 'insert':
+        return this.insertAtCursor(m.text);
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.refillTimer);
+    clearTimeout(this.epochTimer);
+    this.abort?.abort();
+    for (const d of this.disposables) d.dispose();
+    this.stateEmitter.dispose();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ServerError) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
