@@ -121,6 +121,12 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
   const config = { models: [{ id: 'm', provider: 'p' }], providers: { p: { baseUrl } }, rateLimit: { requests: 100_000_000, windowSeconds: 60 } };
   const pass = await spawnServer(join(here, 'redemptionPassthroughServer.js'), { UPSTREAM_BASE_URL: baseUrl });
   const rdm = await spawnServer(join(here, '../test/redemption/support/redemptionServer.js'), { REDIS_URL: redis.url, KEYS_FILE: keysFile, ISSUER: mint.issuer, REDEMPTION_CONFIG: JSON.stringify(config) });
+  // Never leave the servers behind, whatever happens below.
+  const killAll = () => {
+    pass.child.kill('SIGTERM');
+    rdm.child.kill('SIGTERM');
+  };
+  process.once('exit', killAll);
   const abuse = await mint.abuseHeader();
 
   // Authorization values are minted ahead of each redemption phase, so minting is not measured.
@@ -135,11 +141,12 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
   const bodyOf = (stream: boolean) => JSON.stringify({ model: 'm', stream, messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: `Question number ${++seq}: what is the capital of France?` }] });
   const headersFor = (redeem: boolean): Record<string, string> => (redeem ? { authorization: pool.pop()!, 'llmtor-abuse': abuse } : passHeaders);
 
-  let lastRdmRps = 3000;
+  // Highest redemption rate seen so far (the next phase may be faster than the last one on a shared machine).
+  let maxRdmRps = 3000;
   async function throughput(redeem: boolean): Promise<{ rps: number; cpuUs: number }> {
     const server = redeem ? rdm : pass;
     const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-    if (redeem) refill(Math.ceil(lastRdmRps * SECONDS * 1.5) + CONCURRENCY);
+    if (redeem) refill(Math.ceil(maxRdmRps * SECONDS * 1.6) + CONCURRENCY);
     const cpu0 = cpuSeconds(server.child.pid);
     let done = 0;
     let failed = 0;
@@ -159,7 +166,7 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
     agent.destroy();
     if (failed > 0) throw new Error(`${failed} requests failed`);
     const rps = done / wall;
-    if (redeem) lastRdmRps = rps;
+    if (redeem) maxRdmRps = Math.max(maxRdmRps, rps);
     return { rps, cpuUs: ((cpuSeconds(server.child.pid) - cpu0) / done) * 1e6 };
   }
 
@@ -234,8 +241,8 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
   console.log(`  latency (concurrency 1, ${LATENCY_N} req × 3, medians): p50 ${lmed('passP50').toFixed(3)} → ${lmed('rdmP50').toFixed(3)} ms, added ${summary.addedP50.toFixed(3)} ms (target ≤ 1); p99 ${lmed('passP99').toFixed(3)} → ${lmed('rdmP99').toFixed(3)} ms, added ${summary.addedP99.toFixed(3)} ms (target ≤ 5)`);
   console.log(`  streamed first byte p50: ${lmed('passFirstByte').toFixed(3)} → ${lmed('rdmFirstByte').toFixed(3)} ms, added ${summary.addedFirstByte.toFixed(3)} ms (target ≤ 2)`);
 
-  pass.child.kill('SIGTERM');
-  rdm.child.kill('SIGTERM');
+  killAll();
+  process.off('exit', killAll);
   await Promise.all([pass, rdm].map((s) => new Promise((resolve) => (s.child.exitCode !== null ? resolve(undefined) : s.child.once('exit', resolve)))));
   await upstream.close();
   await redis.stop();

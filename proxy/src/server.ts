@@ -16,8 +16,15 @@ export interface RunningServer {
   close(graceMs: number): Promise<void>;
 }
 
+/**
+ * A redemption request carries one `PrivateToken token=…` credential per credit (~500
+ * bytes each, up to `maxTokensPerRequest` = 64 by default) plus the abuse tokens: more
+ * than Node's default 16 KiB of headers.
+ */
+export const MAX_HEADER_BYTES = 64 * 1024;
+
 export async function listen(app: Koa, host: string, port: number): Promise<RunningServer> {
-  const server = createServer(app.callback());
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, app.callback());
   // Node closes idle keep-alive sockets after this; slightly above typical load-balancer idle timeouts.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

@@ -22,7 +22,7 @@ import { readBody } from './bodyReader.js';
 import { decodeAnswer, encodeAnswer, type CachedAnswer } from './cachedAnswer.js';
 import { canonicalJson, moderationInput, parseChatRequest } from './chatRequest.js';
 import type { ModelConfig, RedemptionConfig, RequestTransform } from './config.js';
-import { ABUSE_HEADER, type AbuseTokenCache, parseAbuseHeader, parseCreditTokens, verifyAbuseTokens, verifyCreditTokens, type ChallengeContext, type Pseudonym } from './credentials.js';
+import { ABUSE_HEADER, type AbuseTokenCache, parseCreditTokens, verifyCreditTokens, type ChallengeContext, type Pseudonym } from './credentials.js';
 import { RedemptionError } from './errors.js';
 import type { Outcome, RedemptionMetrics } from './metrics.js';
 import { creditsNeeded, maxBodyFor } from './pricing.js';
@@ -65,8 +65,7 @@ export async function handleChatCompletion(ctx: Context, rt: RedemptionRuntime):
   } catch (e) {
     outcome = respondError(ctx, rt, e);
   }
-  rt.metrics.requests.inc({ outcome });
-  rt.metrics.duration.observe({ stream: stream ? 'true' : 'false' }, (performance.now() - started) / 1000);
+  rt.metrics.request(outcome, stream, (performance.now() - started) / 1000);
 }
 
 function respondError(ctx: Context, rt: RedemptionRuntime, e: unknown): Outcome {
@@ -124,6 +123,17 @@ function outcomeOf(e: RedemptionError): Outcome {
   }
 }
 
+const modelConfigCache = new WeakMap<Map<string, ResolvedModel>, ModelConfig[]>();
+/** The configured models as a list, computed once per runtime (not on every request). */
+function modelConfigs(rt: RedemptionRuntime): ModelConfig[] {
+  let list = modelConfigCache.get(rt.models);
+  if (!list) {
+    list = [...rt.models.values()].map((m) => m.config);
+    modelConfigCache.set(rt.models, list);
+  }
+  return list;
+}
+
 function storeUnavailable(): RedemptionError {
   return new RedemptionError(503, 'store_unavailable', 'the spent-token store is unreachable; nothing was spent, retry later', { headers: { 'retry-after': '1' } });
 }
@@ -138,9 +148,8 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   };
 
   const tokens = parseCreditTokens(ctx.get('authorization') || undefined, cfg.maxTokensPerRequest);
-  const abuse = parseAbuseHeader(ctx.get(ABUSE_HEADER) || undefined);
-  const models = [...rt.models.values()].map((m) => m.config);
-  const limit = maxBodyFor(models, tokens.length, cfg.maxRequestBytes);
+  const abuse = rt.abuseCache.parseHeader(ctx.get(ABUSE_HEADER) || undefined);
+  const limit = maxBodyFor(modelConfigs(rt), tokens.length, cfg.maxRequestBytes);
   const raw = await readBody(
     ctx.req,
     limit,
@@ -180,7 +189,7 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
     throw e;
   }
   let pseudonym: Pseudonym | undefined;
-  if (abuse) pseudonym = verifyAbuseTokens(abuse, keyring, now, rt.challenge.digest, rt.abuseCache);
+  if (abuse) pseudonym = rt.abuseCache.verifyHeader(abuse, keyring, now, rt.challenge.digest);
   else if (cfg.abuseTokens === 'required') {
     throw new RedemptionError(401, 'abuse_tokens_required', 'every request carries the two abuse tokens: LLMTor-Abuse: permanent=<base64url>, transient=<base64url>', { headers: NO_RETRY });
   }

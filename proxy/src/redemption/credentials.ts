@@ -16,7 +16,7 @@ import {
   type Keyring,
 } from '@llmtor/protocol';
 import { RedemptionError } from './errors.js';
-import { pseudonymPart, spentId } from './tokenHashes.js';
+import { pseudonymPart, sha256Hex, spentId } from './tokenHashes.js';
 
 export const ABUSE_HEADER = 'llmtor-abuse';
 
@@ -119,6 +119,14 @@ export function parseAbuseHeader(value: string | undefined): { permanent: Uint8A
   return { permanent: out.permanent, transient: out.transient };
 }
 
+/** A parsed LLMTor-Abuse header: its tokens, or (seen before) the pseudonym parts it verified to. */
+export interface AbuseHeader {
+  value: string;
+  id?: string;
+  tokens?: { permanent: Uint8Array; transient: Uint8Array };
+  known?: { permanent: string; transient: string };
+}
+
 /**
  * Abuse tokens come back on every request of a pseudonym, so their signature
  * checks are remembered (in memory only, bounded): keyed by the token's hash,
@@ -127,7 +135,48 @@ export function parseAbuseHeader(value: string | undefined): { permanent: Uint8A
  */
 export class AbuseTokenCache {
   private readonly map = new Map<string, { keyId: Uint8Array; publicKey: unknown; redemptionEnd: number }>();
+  /** SHA-256 of an LLMTor-Abuse header value whose two tokens verified → their pseudonym parts (keys of `map`). */
+  private readonly headers = new Map<string, { permanent: string; transient: string }>();
   constructor(private readonly max = 10_000) {}
+
+  /**
+   * `parseAbuseHeader`, except that a header value seen (and verified) before is
+   * recognised by its hash and not parsed again: the same pseudonym sends the
+   * same header on every request. Errors are those of `parseAbuseHeader`.
+   */
+  parseHeader(value: string | undefined): AbuseHeader | undefined {
+    if (value === undefined || value.trim() === '') return undefined;
+    if (this.max > 0 && value.length <= 2048) {
+      const id = sha256Hex(value);
+      const known = this.headers.get(id);
+      if (known) return { value, id, known };
+      return { value, id, tokens: parseAbuseHeader(value) };
+    }
+    return { value, tokens: parseAbuseHeader(value) };
+  }
+
+  /** `verifyAbuseTokens` for a parsed header; a known one only has its two keys re-checked against the keyring. */
+  verifyHeader(h: AbuseHeader, keyring: Keyring, now: number, digest: Uint8Array): Pseudonym {
+    if (h.known) {
+      const p = this.recheck(h.known.permanent, 'permanent', keyring, now);
+      const t = p === undefined ? undefined : this.recheck(h.known.transient, 'transient', keyring, now);
+      if (t !== undefined) return { permanent: h.known.permanent, transient: h.known.transient, transientRedemptionEnd: t };
+    }
+    const pseudonym = verifyAbuseTokens(h.tokens ?? parseAbuseHeader(h.value)!, keyring, now, digest, this);
+    if (h.id !== undefined && this.max > 0) {
+      if (this.headers.size >= this.max) this.headers.delete(this.headers.keys().next().value!);
+      this.headers.set(h.id, { permanent: pseudonym.permanent, transient: pseudonym.transient });
+    }
+    return pseudonym;
+  }
+
+  /** Redemption end of a cached token's key if that key is still redeemable for `kind` (same key object); else undefined. */
+  private recheck(hash: string, kind: 'permanent' | 'transient', keyring: Keyring, now: number): number | undefined {
+    const hit = this.map.get(hash);
+    if (!hit) return undefined;
+    const e = keyring.redeeming(hit.keyId, now);
+    return e && e.publicKey === hit.publicKey && e.meta.purpose === kind ? e.redemptionEnd : undefined;
+  }
 
   verify(kind: 'permanent' | 'transient', bytes: Uint8Array, keyring: Keyring, now: number, digest: Uint8Array): { hash: string; redemptionEnd: number } {
     const hash = pseudonymPart(kind, bytes);

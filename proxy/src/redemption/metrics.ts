@@ -54,5 +54,19 @@ export class RedemptionMetrics {
         registers: [reg],
       });
     for (const o of OUTCOMES) this.requests.inc({ outcome: o }, 0);
+    // Label children resolved once: inc/observe on them skips prom-client's per-call label hashing.
+    for (const o of OUTCOMES) this.byOutcome.set(o, this.requests.labels(o));
+    this.durationStream = this.duration.labels('true');
+    this.durationJson = this.duration.labels('false');
+  }
+
+  private readonly byOutcome = new Map<Outcome, { inc(v?: number): void }>();
+  private readonly durationStream: { observe(v: number): void };
+  private readonly durationJson: { observe(v: number): void };
+
+  /** One finished chat-completion request (hot path). */
+  request(outcome: Outcome, stream: boolean, seconds: number): void {
+    this.byOutcome.get(outcome)!.inc();
+    (stream ? this.durationStream : this.durationJson).observe(seconds);
   }
 }

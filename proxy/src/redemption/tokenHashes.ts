@@ -9,18 +9,46 @@
  * - retry-cache key  = HKDF(tokens, "retry-cache"): the cached answer is
  *   AES-256-GCM ciphertext that cannot be read at rest without the tokens.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hash, randomFillSync } from 'node:crypto';
+
+/** One-shot SHA-256 (no Hash object per call); Node ≥ 20.12 has crypto.hash. */
+const oneShot = typeof hash === 'function';
 
 export function sha256Hex(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShot ? hash('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 export function spentId(token: Uint8Array): string {
   return sha256Hex(token);
 }
 
+const PSEUDONYM_PREFIX = { permanent: Buffer.from('llmtor-pseudonym-v1:permanent:'), transient: Buffer.from('llmtor-pseudonym-v1:transient:') };
+
 export function pseudonymPart(kind: 'permanent' | 'transient', token: Uint8Array): string {
-  return createHash('sha256').update(`llmtor-pseudonym-v1:${kind}:`).update(token).digest('hex');
+  const prefix = PSEUDONYM_PREFIX[kind];
+  if (!oneShot) return createHash('sha256').update(prefix).update(token).digest('hex');
+  const buf = Buffer.allocUnsafe(prefix.length + token.length);
+  prefix.copy(buf, 0);
+  buf.set(token, prefix.length);
+  return hash('sha256', buf, 'hex');
+}
+
+/**
+ * Random GCM nonces, drawn from the CSPRNG in blocks (one randomFillSync per
+ * 256 nonces instead of one per answer). Every nonce is handed out once.
+ */
+const IV_LEN = 12;
+const IV_BLOCK = 256;
+let ivPool = Buffer.alloc(0);
+let ivNext = 0;
+function freshIv(): Buffer {
+  if (ivNext >= ivPool.length) {
+    ivPool = randomFillSync(Buffer.allocUnsafe(IV_LEN * IV_BLOCK));
+    ivNext = 0;
+  }
+  const iv = ivPool.subarray(ivNext, ivNext + IV_LEN);
+  ivNext += IV_LEN;
+  return iv;
 }
 
 const SALT = Buffer.from('llmtor-redemption-v1');
@@ -48,11 +76,17 @@ export class TokenSecrets {
 
   /** iv(12) | tag(16) | ciphertext, with the binding as associated data. */
   seal(plaintext: Buffer, binding: string): Buffer {
-    const iv = randomBytes(12);
+    const iv = freshIv();
     const c = createCipheriv('aes-256-gcm', this.cacheKey, iv);
     c.setAAD(Buffer.from(binding));
-    const ct = Buffer.concat([c.update(plaintext), c.final()]);
-    return Buffer.concat([iv, c.getAuthTag(), ct]);
+    const ct = c.update(plaintext);
+    const tail = c.final();
+    const out = Buffer.allocUnsafe(IV_LEN + 16 + ct.length + tail.length);
+    iv.copy(out, 0);
+    c.getAuthTag().copy(out, IV_LEN);
+    ct.copy(out, IV_LEN + 16);
+    tail.copy(out, IV_LEN + 16 + ct.length);
+    return out;
   }
 
   /** undefined if the blob does not decrypt (other tokens, other request, tampered). */

@@ -4,7 +4,7 @@
  * content-type and accept (node adds host, content-length, connection). Keys
  * rotate round-robin and on 429.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 export type UpstreamFailureKind = 'timeout' | 'unreachable' | 'server_error' | 'rate_limited';
@@ -43,10 +43,21 @@ export class HttpUpstream {
   private readonly url: URL;
   private readonly agent: HttpAgent;
   private readonly isHttps: boolean;
+  /** Request options from the URL, resolved once (what node:http would derive from the URL on every call). */
+  private readonly base: RequestOptions;
 
   constructor(readonly target: UpstreamTarget) {
     this.url = new URL(target.baseUrl.replace(/\/+$/, '') + '/chat/completions');
     this.isHttps = this.url.protocol === 'https:';
+    const u = this.url;
+    this.base = {
+      protocol: u.protocol,
+      hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+      path: `${u.pathname}${u.search}`,
+      method: 'POST',
+      ...(u.port !== '' ? { port: Number(u.port) } : {}),
+      ...(u.username || u.password ? { auth: `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` } : {}),
+    };
     const agentOpts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
     this.agent = this.isHttps ? new HttpsAgent(agentOpts) : new HttpAgent(agentOpts);
   }
@@ -86,7 +97,7 @@ export class HttpUpstream {
     }
     return new Promise<UpstreamResponse>((resolve, reject) => {
       if (signal.aborted) return reject(new UpstreamFailure('unreachable', 'request aborted before it was sent'));
-      const req = (this.isHttps ? httpsRequest : httpRequest)(this.url, { method: 'POST', agent: this.agent, headers });
+      const req = (this.isHttps ? httpsRequest : httpRequest)({ ...this.base, agent: this.agent, headers });
       let settled = false;
       const fail = (f: UpstreamFailure) => {
         if (settled) return;

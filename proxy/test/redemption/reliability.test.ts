@@ -114,15 +114,24 @@ describe('reliability: two proxy processes sharing one real Redis', function () 
     assert.ok(accepted.length > 150, `accepted ${accepted.length}`);
     assert.equal(up.requests - upBefore, accepted.length, 'every upstream call was an accepted request, and only those');
 
+    // A pod may still be reconnecting: 503 is its fail-closed answer, so retry those (bounded).
+    const sendWhenUp = async (n: number, i: number, body: string): Promise<Reply> => {
+      for (let attempt = 0; ; attempt++) {
+        const r = await send(n, i, body);
+        if (r.status !== 503 || attempt >= 100) return r;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    };
+
     // Phase 2: after the restart every accepted token is still spent (the claim survived the crash).
     const upMid = up.requests;
     for (const [n, { i }] of accepted.entries()) {
-      const r = await send(n, i, bodyOf(i, 'different request'));
+      const r = await sendWhenUp(n, i, bodyOf(i, 'different request'));
       assert.equal(r.status, 409, `accepted token ${i} was accepted again: ${r.status}`);
     }
     // The same request again is never a second upstream call (cached answer, or "in progress" if the crash took the finish).
     for (const [n, { i }] of accepted.entries()) {
-      const r = await send(n, i, bodyOf(i));
+      const r = await sendWhenUp(n, i, bodyOf(i));
       assert.ok(r.status === 200 || r.status === 409, `${r.status}`);
       if (r.status === 200) assert.equal(r.headers['llmtor-replay'], 'true');
     }
@@ -131,7 +140,7 @@ describe('reliability: two proxy processes sharing one real Redis', function () 
     // Tokens refused with 503 were not spent: a retry now succeeds (unless the crash hit between the claim and its reply: then "in progress").
     let recovered = 0;
     for (const [n, { i }] of unavailable.entries()) {
-      const r = await send(n, i, bodyOf(i));
+      const r = await sendWhenUp(n, i, bodyOf(i));
       if (r.status === 200) recovered++;
       else assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'request_in_progress');
     }
