@@ -55,12 +55,20 @@ export class Keyring {
     return this.byId.get(keyIdHex);
   }
 
-  /** Key that may sign now for this truncated id (and purpose, if given). */
-  issuing(truncatedId: number, now: number, purpose?: KeyPurpose): KeyEntry | undefined {
+  /**
+   * Key that may sign now for this truncated id (and purpose, if given).
+   * `graceMs` also accepts a key whose issuance ended less than that long ago (never
+   * past its redemption end): a request that was in flight at a rotation, or a client
+   * whose clock is a little behind, is served instead of refused.
+   */
+  issuing(truncatedId: number, now: number, purpose?: KeyPurpose, graceMs = 0): KeyEntry | undefined {
+    let late: KeyEntry | undefined;
     for (const e of this.byId.values()) {
-      if (e.truncatedId === truncatedId && e.notBefore <= now && now < e.issuanceEnd && (!purpose || e.meta.purpose === purpose)) return e;
+      if (e.truncatedId !== truncatedId || e.notBefore > now || (purpose && e.meta.purpose !== purpose)) continue;
+      if (now < e.issuanceEnd) return e;
+      if (now < Math.min(e.issuanceEnd + graceMs, e.redemptionEnd)) late = e;
     }
-    return undefined;
+    return late;
   }
 
   /** Newest key of a purpose (and epoch) that may sign now: what a client should request tokens under. */

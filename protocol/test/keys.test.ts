@@ -73,6 +73,9 @@ describe('keyring windows', () => {
     assert.ok(ring.issuing(e.truncatedId, T0 + H, 'credit'));
     assert.equal(ring.issuing(e.truncatedId, T0 + H, 'transient'), undefined);
     assert.equal(ring.issuing(e.truncatedId, T0 + 30 * H), undefined, 'no signing after issuance end');
+    assert.ok(ring.issuing(e.truncatedId, T0 + 24 * H + 60_000, 'credit', 120_000), 'a short grace after issuance end (in-flight requests, clock skew)');
+    assert.equal(ring.issuing(e.truncatedId, T0 + 24 * H + 130_000, 'credit', 120_000), undefined, 'but not beyond it');
+    assert.equal(ring.issuing(e.truncatedId, T0 + 48 * H, 'credit', 48 * H), undefined, 'and never past the redemption end');
     assert.ok(ring.redeeming(e.keyId, T0 + 30 * H), 'grace period');
     assert.equal(ring.redeeming(e.keyId, T0 + 48 * H), undefined, 'rejected at redemption end');
     assert.equal(ring.directory('u', T0 + 48 * H)['token-keys'].length, 0);

@@ -117,6 +117,8 @@ export const configSchema = z
         abandonedAfterMs: z.number().int().min(2_000).default(300_000),
         /** How often each pod looks for abandoned requests (the refund itself is atomic, so pods may overlap). */
         sweepIntervalMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
+        /** A key still signs this long after its issuance end (requests in flight at a rotation, client clock skew); never past its redemption end. */
+        keyGraceMs: z.number().int().min(0).max(3_600_000).default(120_000),
         /** Signer worker threads (default: available cores). */
         signerThreads: z.number().int().min(1).max(256).optional(),
       })
@@ -178,6 +180,7 @@ const ENV: readonly [string, string[], EnvKind][] = [
   ['LLMTOR_TRANSIENT_REISSUES', ['issuance', 'transientReissuesPerEpoch'], 'int'],
   ['LLMTOR_SIGNER_THREADS', ['issuance', 'signerThreads'], 'int'],
   ['LLMTOR_ABANDONED_AFTER_MS', ['issuance', 'abandonedAfterMs'], 'int'],
+  ['LLMTOR_ISSUANCE_KEY_GRACE_MS', ['issuance', 'keyGraceMs'], 'int'],
   ['LLMTOR_SWEEP_INTERVAL_MS', ['issuance', 'sweepIntervalMs'], 'int'],
 ];
 

@@ -20,6 +20,8 @@ export interface IssuanceSettings {
   transientReissuesPerEpoch: number;
   idempotencyTtlMs: number;
   pendingTakeoverMs: number;
+  /** How long after a key's issuance end it still signs (requests in flight at a rotation, client clock skew). */
+  keyGraceMs: number;
 }
 
 export interface IssuanceDeps {
@@ -42,7 +44,7 @@ export interface IssuanceResult {
 export async function issueTokens(d: IssuanceDeps, accountId: string, shape: IssuanceShape, body: Uint8Array, requestId: string): Promise<IssuanceResult> {
   const now = d.now();
   const parsed = parseIssuanceBody(shape, body, d.settings.maxBatchSize);
-  const key = selectIssuingKey(d.keyring(), parsed.truncatedId, now);
+  const key = selectIssuingKey(d.keyring(), parsed.truncatedId, now, d.settings.keyGraceMs);
   checkBlindedMessages(key, parsed.requests);
   const purpose = key.meta.purpose;
   const count = parsed.requests.length;

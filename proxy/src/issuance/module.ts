@@ -82,6 +82,7 @@ export async function createIssuanceModule(deps: AppDeps, o: IssuanceModuleOptio
         transientReissuesPerEpoch: o.config.issuance.transientReissuesPerEpoch,
         idempotencyTtlMs: o.config.issuance.idempotencyTtlSeconds * 1000,
         pendingTakeoverMs: o.config.issuance.pendingTakeoverMs,
+        keyGraceMs: o.config.issuance.keyGraceMs,
       },
       tokensIssued: counter(deps.metrics, 'llmtor_tokens_issued_total', 'Blind signatures issued, by key purpose', ['purpose']),
       signingFailures: counter(deps.metrics, 'llmtor_signing_failures_total', 'Blind signatures that failed (credit given back)', ['purpose']),

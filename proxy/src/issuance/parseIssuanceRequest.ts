@@ -60,8 +60,8 @@ export function parseIssuanceBody(shape: IssuanceShape, body: Uint8Array, maxBat
   return { shape, requests, truncatedId };
 }
 
-export function selectIssuingKey(keyring: Keyring, truncatedId: number, now: number): KeyEntry {
-  const key = keyring.issuing(truncatedId, now);
+export function selectIssuingKey(keyring: Keyring, truncatedId: number, now: number, graceMs = 0): KeyEntry {
+  const key = keyring.issuing(truncatedId, now, undefined, graceMs);
   if (!key) {
     throw new ApiError(422, 'unknown_key', `no key with truncated id ${truncatedId} issues tokens now; fetch the issuer directory for the current keys`);
   }

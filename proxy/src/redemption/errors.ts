@@ -1,20 +1,19 @@
+import { ApiError } from '../http/apiError.js';
+
 /**
  * The one error type of the redemption path: an HTTP status, a stable code and
  * an actionable message. Messages never echo request content (a JSON parse
  * error from V8 quotes the input, so those are never passed through).
  */
-export class RedemptionError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Record<string, string>;
-  readonly extra: Record<string, unknown>;
+export class RedemptionError extends ApiError {
   constructor(status: number, code: string, message: string, opts: { headers?: Record<string, string>; extra?: Record<string, unknown> } = {}) {
-    super(message);
+    super(status, code, message, { headers: opts.headers ?? {}, details: opts.extra ?? {} });
     this.name = 'RedemptionError';
-    this.status = status;
-    this.code = code;
-    this.headers = opts.headers ?? {};
-    this.extra = opts.extra ?? {};
+  }
+
+  /** Fields added to the JSON error beside code, message and type. */
+  get extra(): Record<string, unknown> {
+    return this.details;
   }
 
   toBody(): { error: Record<string, unknown> } {

@@ -81,7 +81,7 @@ describe('identity: issuance', function () {
     signer = controllableSigner(privateKeys);
     proxy = await startIdentityProxy({
       redisUrl: redis.url,
-      config: { issuance: { maxBatchSize: 50, transientReissuesPerEpoch: 2, pendingTakeoverMs: 5_000 }, accounts: { authFailuresPerIpPerMinute: 1000 } },
+      config: { issuance: { maxBatchSize: 50, transientReissuesPerEpoch: 2, pendingTakeoverMs: 5_000 }, accounts: { authFailuresPerIpPerMinute: 1000, accountCreationsPerIpPerMinute: 100 } },
       overrides: { now: () => clock, signer, keySource: new StaticKeySource(async () => ({ entries: [...keys.entries, entry], privateKeys })) },
     });
   });
@@ -210,10 +210,22 @@ describe('identity: issuance', function () {
     assert.equal(fourth.error!.limit, 3);
     const view = await getAccount(proxy.url, key);
     assert.deepEqual(view.abuse_tokens.transient, { epoch: epochOf(new Date()), issued: 3, limit: 3 });
-    // Next month: this month's key no longer issues, next month's does, with a fresh quota.
-    clock = epochBounds(nextTransient.entry.meta.epoch!).start.getTime() + 1000;
+    // Next month (past the 2-minute key grace): this month's key no longer issues, next month's does, with a fresh quota.
+    clock = epochBounds(nextTransient.entry.meta.epoch!).start.getTime() + 121_000;
     assert.equal((await issue(proxy.url, key, single(tr))).status, 422);
     assert.equal((await issue(proxy.url, key, single(nextTransient.entry))).status, 200);
+  });
+
+  it('a key still signs for a short grace after its issuance end (request in flight at a rotation), then 422 unknown_key', async () => {
+    const { key, account } = await funded(2);
+    const c = credit();
+    clock = c.issuanceEnd + 60_000; // default keyGraceMs is 120 s
+    assert.equal((await issue(proxy.url, key, single(c))).status, 200);
+    clock = c.issuanceEnd + 121_000;
+    const late = await issue(proxy.url, key, single(c));
+    assert.equal(late.status, 422);
+    assert.equal(late.error!.code, 'unknown_key');
+    await ledgerOk(account, 1);
   });
 
   it('answers each client mistake with its 4xx and debits nothing', async () => {
