@@ -19,7 +19,12 @@ export class BlindSigner {
   private readonly modulus: Uint8Array;
 
   constructor(privateKey: KeyObject | Uint8Array, opts: { modulusBytes?: number } = {}) {
-    const key = privateKey instanceof Uint8Array ? createPrivateKey({ key: Buffer.from(privateKey), format: 'der', type: 'pkcs8' }) : privateKey;
+    let key: KeyObject;
+    try {
+      key = privateKey instanceof Uint8Array ? createPrivateKey({ key: Buffer.from(privateKey), format: 'der', type: 'pkcs8' }) : privateKey;
+    } catch {
+      throw new ProtocolError('malformed', 'signing key is not a PKCS#8 DER private key');
+    }
     if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa') {
       throw new ProtocolError('unsupported_key', 'signing key must be an rsaEncryption private key (not rsa-pss: it cannot do the raw operation)');
     }

@@ -11,8 +11,16 @@ const signers = new Map<string, BlindSigner>();
 
 parentPort!.on('message', (m: Msg) => {
   if (m.op === 'setKeys') {
+    // Build the whole new set first: a bad key leaves the old set in place.
+    let next: Map<string, BlindSigner>;
+    try {
+      next = new Map(m.keys.map((k) => [k.keyId, new BlindSigner(k.pkcs8)] as const));
+    } catch (e) {
+      parentPort!.postMessage({ seq: m.seq, ok: false, code: e instanceof ProtocolError ? e.code : 'unsupported_key', message: e instanceof Error ? e.message : 'bad key' });
+      return;
+    }
     signers.clear();
-    for (const k of m.keys) signers.set(k.keyId, new BlindSigner(k.pkcs8));
+    for (const [id, s] of next) signers.set(id, s);
     parentPort!.postMessage({ seq: m.seq, ok: true });
     return;
   }
