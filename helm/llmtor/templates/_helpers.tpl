@@ -34,3 +34,61 @@ app.kubernetes.io/component: {{ .component }}
 {{- if $kp.azureKeyVault }}{{ $kp.azureKeyVault.vaultUrl }}{{ end -}}
 {{- end -}}
 {{- define "llmtor.redisSecret" -}}{{ .Values.redis.existingSecret | default (printf "%s-redis" (include "llmtor.fullname" .)) }}{{- end -}}
+
+{{- /* Proxy JSON configuration file (LLMTOR_CONFIG_FILE): a Secret this chart renders from proxy.config, or an existing one (key proxy.json). */ -}}
+{{- define "llmtor.configSecret" -}}
+{{- if .Values.proxy.existingConfigSecret -}}{{ .Values.proxy.existingConfigSecret }}{{- else if .Values.proxy.config -}}{{ printf "%s-proxy-config" (include "llmtor.fullname" .) }}{{- end -}}
+{{- end -}}
+
+{{- /* Sentinel or Cluster target of one role (redis.issuance / redis.redemption), true when set: it replaces the URL. */ -}}
+{{- define "llmtor.redisTopology" -}}
+{{- $r := index .root.Values.redis .role | default dict -}}
+{{- if or $r.sentinels $r.clusterNodes }}true{{ end -}}
+{{- end -}}
+
+{{- /* Env of one role's Sentinel/Cluster target, with the role's prefix (ISSUANCE_REDIS_* / REDEMPTION_REDIS_*; docs/configuration.md). */ -}}
+{{- define "llmtor.redisEnv" -}}
+{{- $r := index .root.Values.redis .role | default dict -}}
+{{- $p := printf "%s_REDIS_" (upper .role) -}}
+{{- with $r.sentinels }}
+- { name: {{ $p }}SENTINELS, value: {{ join "," . | quote }} }
+{{- end }}
+{{- with $r.sentinelName }}
+- { name: {{ $p }}SENTINEL_NAME, value: {{ . | quote }} }
+{{- end }}
+{{- with $r.clusterNodes }}
+- { name: {{ $p }}CLUSTER_NODES, value: {{ join "," . | quote }} }
+{{- end }}
+{{- if and (ne (toString $r.db) "") (ne (toString $r.db) "<nil>") }}
+- { name: {{ $p }}DB, value: {{ $r.db | toString | quote }} }
+{{- end }}
+{{- with $r.username }}
+- { name: {{ $p }}USERNAME, value: {{ . | quote }} }
+{{- end }}
+{{- with $r.passwordSecret }}{{- if .name }}
+- name: {{ $p }}PASSWORD
+  valueFrom: { secretKeyRef: { name: {{ .name }}, key: {{ .key | default "password" }} } }
+{{- end }}{{- end }}
+{{- with $r.sentinelPasswordSecret }}{{- if .name }}
+- name: {{ $p }}SENTINEL_PASSWORD
+  valueFrom: { secretKeyRef: { name: {{ .name }}, key: {{ .key | default "sentinel-password" }} } }
+{{- end }}{{- end }}
+{{- if $r.tls }}
+- { name: {{ $p }}TLS, value: "true" }
+{{- end }}
+{{- if include "llmtor.redisCa" . }}
+- { name: {{ $p }}TLS_CA_FILE, value: {{ printf "/etc/llmtor/redis-ca/%s" (include "llmtor.redisCaKey" .) | quote }} }
+{{- end }}
+{{- end -}}
+
+{{- /* Private CA of one role's Redis: "secret" or "configMap" when set. */ -}}
+{{- define "llmtor.redisCa" -}}
+{{- $r := index .root.Values.redis .role | default dict -}}
+{{- $ca := $r.tlsCa | default dict -}}
+{{- if $ca.secret }}secret{{ else if $ca.configMap }}configMap{{ end -}}
+{{- end -}}
+{{- define "llmtor.redisCaKey" -}}
+{{- $r := index .root.Values.redis .role | default dict -}}
+{{- $ca := $r.tlsCa | default dict -}}
+{{- $ca.key | default "ca.crt" -}}
+{{- end -}}
