@@ -3,7 +3,8 @@
  * admin credential (config adminToken, compared in constant time), never an
  * account key. Journaled like every other balance change.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { adminTokenMatches, bearerToken } from '../http/adminToken.js';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -20,18 +21,11 @@ const grantBody = z
   })
   .strict();
 
-/** Constant-time comparison of equal-length digests, so neither content nor length leaks through timing. */
-export function adminTokenMatches(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
 function requireAdmin(c: IdentityContext, ctx: Context): void {
   const expected = c.config.adminToken;
   if (!expected) throw new ApiError(404, 'not_found', 'admin API is disabled (no ADMIN_TOKEN configured)');
-  const m = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization') ?? '');
-  if (!m || !adminTokenMatches(m[1]!, expected)) {
+  const presented = bearerToken(ctx.get('authorization'));
+  if (!presented || !adminTokenMatches(presented, expected)) {
     throw new ApiError(401, 'invalid_admin_token', 'missing or invalid admin credential', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor-admin"' } });
   }
 }

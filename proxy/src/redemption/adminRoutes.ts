@@ -3,7 +3,7 @@
  * of a transient abuse token by its holder (presenting it proves holding it).
  */
 import type Router from '@koa/router';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { adminTokenMatches, bearerToken } from '../http/adminToken.js';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { readBody } from './bodyReader.js';
@@ -12,6 +12,7 @@ import { ABUSE_HEADER } from './credentials.js';
 import { RedemptionError } from './errors.js';
 import { fromBase64Url, isProtocolError, verifyToken } from '@llmtor/protocol';
 import { pseudonymPart } from './tokenHashes.js';
+import type { BlacklistKind } from './store.js';
 
 function sendError(ctx: Context, e: unknown): void {
   const err = e instanceof RedemptionError ? e : new RedemptionError(503, 'store_unavailable', 'the pseudonym store is unreachable; retry later');
@@ -20,15 +21,10 @@ function sendError(ctx: Context, e: unknown): void {
   ctx.body = err.toBody();
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
 function requireAdmin(ctx: Context, token: string | undefined): void {
   if (!token) throw new RedemptionError(404, 'not_found', 'the pseudonym admin API is not enabled (set adminToken)');
-  const m = /^Bearer\s+(.+)$/i.exec(ctx.get('authorization'));
-  // Compare digests: constant time whatever the lengths.
-  if (!m || !timingSafeEqual(digest(m[1]!.trim()), digest(token))) {
+  const presented = bearerToken(ctx.get('authorization'));
+  if (!presented || !adminTokenMatches(presented, token)) {
     throw new RedemptionError(401, 'unauthorized', 'admin API needs Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } });
   }
 }
@@ -36,6 +32,13 @@ function requireAdmin(ctx: Context, token: string | undefined): void {
 const kindSchema = z.enum(['permanent', 'transient']);
 const pseudonymSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a pseudonym is 64 lowercase hex digits');
 const addSchema = z.object({ ttlSeconds: z.number().int().positive().max(10 * 365 * 86_400).optional() }).strict();
+
+function pseudonymPath(ctx: Context): { kind: BlacklistKind; pseudonym: string } {
+  const kind = kindSchema.safeParse(ctx.params.kind);
+  const p = pseudonymSchema.safeParse(ctx.params.pseudonym);
+  if (!kind.success || !p.success) throw new RedemptionError(400, 'invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
+  return { kind: kind.data, pseudonym: p.data };
+}
 
 export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
   const wrap = (fn: (ctx: Context) => Promise<void>) => async (ctx: Context) => {
@@ -60,9 +63,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
     '/admin/pseudonyms/blacklist/:kind/:pseudonym',
     wrap(async (ctx) => {
       requireAdmin(ctx, rt.config.adminToken);
-      const kind = kindSchema.safeParse(ctx.params.kind);
-      const p = pseudonymSchema.safeParse(ctx.params.pseudonym);
-      if (!kind.success || !p.success) throw new RedemptionError(400, 'invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
+      const { kind, pseudonym } = pseudonymPath(ctx);
       const raw = await readBody(ctx.req, 4096, () => new RedemptionError(413, 'request_too_large', 'body too large'));
       let body: unknown = {};
       if (raw.length > 0) {
@@ -74,7 +75,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
       }
       const b = addSchema.safeParse(body);
       if (!b.success) throw new RedemptionError(400, 'invalid_request', 'body is { "ttlSeconds"?: positive integer }');
-      const entry = { kind: kind.data, pseudonym: p.data, ...(b.data.ttlSeconds ? { expiresAt: rt.deps.now() + b.data.ttlSeconds * 1000 } : {}) };
+      const entry = { kind, pseudonym, ...(b.data.ttlSeconds ? { expiresAt: rt.deps.now() + b.data.ttlSeconds * 1000 } : {}) };
       await rt.store.blacklistAdd(entry);
       ctx.status = 200;
       ctx.body = { kind: entry.kind, pseudonym: entry.pseudonym, expires_at: entry.expiresAt ? new Date(entry.expiresAt).toISOString() : null };
@@ -85,10 +86,8 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
     '/admin/pseudonyms/blacklist/:kind/:pseudonym',
     wrap(async (ctx) => {
       requireAdmin(ctx, rt.config.adminToken);
-      const kind = kindSchema.safeParse(ctx.params.kind);
-      const p = pseudonymSchema.safeParse(ctx.params.pseudonym);
-      if (!kind.success || !p.success) throw new RedemptionError(400, 'invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
-      const removed = await rt.store.blacklistRemove(kind.data, p.data);
+      const { kind, pseudonym } = pseudonymPath(ctx);
+      const removed = await rt.store.blacklistRemove(kind, pseudonym);
       if (!removed) throw new RedemptionError(404, 'not_found', 'that pseudonym is not blacklisted');
       ctx.status = 204;
     }),

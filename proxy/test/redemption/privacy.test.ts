@@ -176,8 +176,8 @@ describe('the redemption role runs without any account data reachable', function
     visit(join(src, 'redemption/module.js'));
     const rel = [...seen].map((f) => f.slice(src.length + 1));
     assert.ok(rel.length > 10, rel.join());
-    // http/apiError.js is the shared error type (no imports of its own).
-    for (const f of rel) assert.match(f, /^(redemption|upstream|moderation)\/|^appTypes\.js$|^http\/apiError\.js$/, `redemption role reaches ${f}`);
+    // http/apiError.js and http/adminToken.js are the shared error type and admin check (no account code).
+    for (const f of rel) assert.match(f, /^(redemption|upstream|moderation)\/|^appTypes\.js$|^http\/(apiError|adminToken)\.js$/, `redemption role reaches ${f}`);
     assert.ok(readdirSync(join(src, 'redemption')).length > 0);
   });
 });
