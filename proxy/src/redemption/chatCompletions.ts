@@ -75,8 +75,9 @@ function respondError(ctx: Context, rt: RedemptionRuntime, e: unknown): Outcome 
     err = e;
     outcome = outcomeOf(e);
   } else {
-    // Only the error class and our own message: never request data.
-    rt.logger.error({ err: { name: (e as Error)?.name, message: (e as Error)?.message } }, 'redemption: unexpected error');
+    // The class and the stack frames only: a message can quote input (a prompt, a token), a frame cannot.
+    const stack = typeof (e as Error)?.stack === 'string' ? (e as Error).stack!.split('\n').filter((l) => /^\s+at /.test(l)).join('\n') : undefined;
+    rt.logger.error({ err: { name: (e as Error)?.name, stack } }, 'redemption: unexpected error');
     err = new RedemptionError(500, 'internal_error', 'internal error; nothing was spent if the request did not reach the model');
     outcome = 'internal_error';
   }
