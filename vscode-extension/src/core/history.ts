@@ -3,14 +3,9 @@
  * turned history off). Pure: the storage is passed in.
  */
 import { randomUUID } from 'node:crypto';
+import type { ChatMessage } from './uiState.js';
 
-export interface StoredMessage {
-  id: string;
-  role: 'user' | 'assistant';
-  content: string;
-  model?: string;
-  credits?: number;
-  error?: string;
+export interface StoredMessage extends ChatMessage {
   at: number;
 }
 

@@ -7,6 +7,7 @@
  * `usableAt = issuedAt + minAge + random(0..jitter)`, so the issuer cannot match a
  * redemption to the issuance that just happened; tokens are handed out in random order.
  */
+import type { WalletCounts } from './uiState.js';
 import { randomInt } from 'node:crypto';
 import type { PendingToken } from '@llmtor/protocol/client';
 
@@ -83,14 +84,7 @@ export interface WalletOptions {
   secretKey?: string;
 }
 
-export interface WalletCounts {
-  /** All unexpired credit tokens. */
-  total: number;
-  /** Those past their minimum age. */
-  ready: number;
-  /** When the next cooling-down token becomes ready (undefined if none is cooling). */
-  nextReadyAt: number | undefined;
-}
+export type { WalletCounts };
 
 export class NoReadyTokensError extends Error {
   constructor(

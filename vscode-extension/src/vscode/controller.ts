@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { ServerError } from '../core/apiErrors.js';
-import { ChatHistory, type StoredMessage } from '../core/history.js';
+import { ChatHistory } from '../core/history.js';
 import { nextRenewalCheckDelay } from '../core/epoch.js';
 import { LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
 import type { CreditPack } from '../core/identityApi.js';
@@ -20,24 +20,9 @@ import { clearnetTransport, torTransport } from '../core/transport.js';
 import { Wallet, type WalletCounts } from '../core/wallet.js';
 import { describe as describeTor, type TorManager } from './torManager.js';
 
-export interface UiState {
-  signedIn: boolean;
-  balance: number | undefined;
-  wallet: WalletCounts;
-  tor: { kind: string; text: string };
-  models: { id: string; priceCredits: number }[];
-  model: string | undefined;
-  packs: { id: string; label: string }[];
-  conversations: { id: string; title: string }[];
-  currentId: string;
-  messages: StoredMessage[];
-  streamingId: string | undefined;
-  busy: string | undefined;
-  accountKeyOnce: string | undefined;
-  waiting: { needed: number; ready: number; total: number; nextReadyAt: number | undefined; active: boolean } | undefined;
-  error: string | undefined;
-  historyEnabled: boolean;
-}
+import type { UiState } from '../core/uiState.js';
+
+export type { UiState };
 
 export type FromWebview =
   | { type: 'ready' }

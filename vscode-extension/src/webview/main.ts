@@ -4,34 +4,9 @@
  * fixed tag set); everything else is set with textContent. No network access (CSP).
  */
 import { renderMarkdown } from '../core/markdown';
+import type { UiState } from '../core/uiState';
 
-interface Msg {
-  id: string;
-  role: 'user' | 'assistant';
-  content: string;
-  model?: string;
-  credits?: number;
-  error?: string;
-}
-
-interface UiState {
-  signedIn: boolean;
-  balance: number | undefined;
-  wallet: { total: number; ready: number; nextReadyAt: number | undefined };
-  tor: { kind: string; text: string };
-  models: { id: string; priceCredits: number }[];
-  model: string | undefined;
-  packs: { id: string; label: string }[];
-  conversations: { id: string; title: string }[];
-  currentId: string;
-  messages: Msg[];
-  streamingId: string | undefined;
-  busy: string | undefined;
-  accountKeyOnce: string | undefined;
-  waiting: { needed: number; ready: number; total: number; nextReadyAt: number | undefined; active: boolean } | undefined;
-  error: string | undefined;
-  historyEnabled: boolean;
-}
+type Msg = UiState['messages'][number];
 
 declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
