@@ -1,9 +1,7 @@
 # LLM-Tor — see README.md. `make demo` and `make test` do their own set-up.
 .PHONY: demo test test-only build lint bench setup clean
 
-demo:
-	bash scripts/setup.sh --node-only
-	npm run build
+demo: build
 	node proxy/dist/src/demo.js
 
 test: setup lint test-only
@@ -16,12 +14,16 @@ setup:
 	bash scripts/setup.sh
 
 build:
+	bash scripts/setup.sh --node-only
 	npm run build
 
 lint:
+	bash scripts/setup.sh --node-only
 	npx eslint .
 
-bench: build
+bench:
+	bash scripts/setup.sh --packages
+	npm run build
 	npm run bench --workspaces --if-present
 
 clean:

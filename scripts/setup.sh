@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what LLM-Tor needs on a fresh Debian machine, idempotently:
-#   --node-only   npm dependencies only (enough for `make demo`)
+#   --node-only   npm dependencies only (enough for `make demo`, `make build`, `make lint`)
+#   --packages    npm dependencies and the Debian packages (enough for `make bench`)
 #   (default)     also the real parts the tests use: redis-server, tor, chromium,
 #                 ripgrep and the Go-built test tools (stripe-mock, helm,
 #                 kube-apiserver + etcd) and code-server, each cached outside the repo.
@@ -43,6 +44,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
+
+[ "${1:-}" = "--packages" ] && exit 0
 
 # Go-built and npm-built test tools (each script is idempotent and caches under $LLMTOR_CACHE).
 for s in scripts/install-stripe-mock.sh scripts/install-helm.sh scripts/kube/build.sh scripts/install-code-server.sh; do
