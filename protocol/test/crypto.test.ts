@@ -145,9 +145,10 @@ describe('verification', () => {
       fc.property(fc.integer({ min: 2, max: 353 }), fc.integer({ min: 1, max: 255 }), (i, x) => {
         const t = Uint8Array.from(token);
         t[i] = t[i]! ^ x;
+        // The lookup hands back the key whatever the (possibly tampered) key id: the signature itself must fail.
         assert.throws(
-          () => verifyToken(t, (id) => (bytesEqual(id, signer.keyId) ? signer.publicKey : signer.publicKey)),
-          (e: unknown) => e instanceof ProtocolError && (e.code === 'bad_signature' || e.code === 'unknown_key_id'),
+          () => verifyToken(t, () => signer.publicKey),
+          (e: unknown) => e instanceof ProtocolError && e.code === 'bad_signature',
         );
       }),
       { numRuns: 300 },
