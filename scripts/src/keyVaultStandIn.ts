@@ -40,7 +40,6 @@
  * Not modelled: EC / oct / HSM-only features, sign/verify, backup/restore, release,
  * rotation policies, RSA1_5 unwrap (Node 20 refuses PKCS#1 v1.5 decryption).
  */
-import { execFile } from 'node:child_process';
 import {
   constants as cryptoConstants,
   createPrivateKey,
@@ -52,15 +51,14 @@ import {
   randomUUID,
   type KeyObject,
 } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { makeTestPki } from './testPki.js';
 
-const execFileAsync = promisify(execFile);
 
 /** The token audience Key Vault announces in its challenge. */
 export const KEY_VAULT_RESOURCE = 'https://vault.azure.net';
@@ -253,36 +251,6 @@ function keyNotFound(name: string, version?: string): KvError {
 
 // ----------------------------------------------------------------------------- TLS
 
-async function makeTls(dir: string): Promise<{ caPem: string; cert: string; key: string }> {
-  const ca = join(dir, 'ca');
-  const srv = join(dir, 'server');
-  const ext = join(dir, 'server.ext');
-  const run = (args: string[]) => execFileAsync('openssl', args, { cwd: dir });
-  await run([
-    'req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '2', '-subj', '/CN=LLM-Tor Key Vault stand-in test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await run([
-    'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${srv}.key`, '-out', `${srv}.csr`, '-subj', '/CN=localhost',
-  ]);
-  await writeFile(
-    ext,
-    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n',
-  );
-  await run([
-    'x509', '-req', '-in', `${srv}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-out', `${srv}.crt`, '-days', '2', '-extfile', ext,
-  ]);
-  const [caPem, cert, key] = await Promise.all([
-    readFile(`${ca}.crt`, 'utf8'),
-    readFile(`${srv}.crt`, 'utf8'),
-    readFile(`${srv}.key`, 'utf8'),
-  ]);
-  return { caPem, cert, key };
-}
-
 // ----------------------------------------------------------------------------- server
 
 export async function startKeyVaultStandIn(opts: KeyVaultStandInOptions = {}): Promise<KeyVaultStandIn> {
@@ -295,7 +263,8 @@ export async function startKeyVaultStandIn(opts: KeyVaultStandInOptions = {}): P
   const dir = await mkdtemp(join(tmpdir(), 'llmtor-kv-'));
   let tls: { caPem: string; cert: string; key: string };
   try {
-    tls = await makeTls(dir);
+    const pki = await makeTestPki(dir, { caName: 'LLM-Tor Key Vault stand-in test CA', serverName: 'localhost', altNames: ['DNS:localhost', 'IP:127.0.0.1'], days: 2 });
+    tls = { caPem: pki.caPem, cert: await readFile(pki.certFile, 'utf8'), key: await readFile(pki.keyFile, 'utf8') };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

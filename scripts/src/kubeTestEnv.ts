@@ -14,19 +14,18 @@
  * validation (CRD OpenAPI schemas, status subresources), RBAC, watches, Leases,
  * server-side apply and resourceVersion conflicts.
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { freePort } from './ports.js';
+import { makeTestPki } from './testPki.js';
 
-const execFileAsync = promisify(execFile);
 
 /** Kubernetes version built and started by default (kubectl at /usr/bin is 1.32 + dispatcher up to 1.33). */
 export const DEFAULT_KUBE_VERSION = 'v1.33.13';
@@ -266,18 +265,7 @@ function sweepStaleDirs(): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 function httpStatus(
   url: string,
@@ -332,37 +320,6 @@ async function waitFor(
 
 // ----------------------------------------------------------------------------- TLS
 
-async function makePki(dir: string): Promise<{ caPem: string; certFile: string; keyFile: string }> {
-  const run = (args: string[]) => execFileAsync('openssl', args, { cwd: dir });
-  const ca = join(dir, 'ca');
-  const srv = join(dir, 'apiserver');
-  await run([
-    'req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '7', '-subj', '/CN=llmtor-kube-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await run([
-    'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', `${srv}.key`, '-out', `${srv}.csr`, '-subj', '/CN=kube-apiserver',
-  ]);
-  await writeFile(
-    `${srv}.ext`,
-    [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=serverAuth',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1',
-      '',
-    ].join('\n'),
-  );
-  await run([
-    'x509', '-req', '-in', `${srv}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-out', `${srv}.crt`, '-days', '7', '-extfile', `${srv}.ext`,
-  ]);
-  await rm(`${ca}.key`, { force: true }); // nothing else is ever signed with it
-  return { caPem: await readFile(`${ca}.crt`, 'utf8'), certFile: `${srv}.crt`, keyFile: `${srv}.key` };
-}
-
 // ----------------------------------------------------------------------------- main
 
 const ADMIN_USER = 'llmtor-admin';
@@ -410,7 +367,12 @@ export async function startKubeTestEnv(opts: KubeTestEnvOptions = {}): Promise<K
 
   try {
     // --- credentials and certificates
-    const pki = await makePki(dir);
+    const pki = await makeTestPki(dir, {
+      caName: 'llmtor-kube-test-ca',
+      serverName: 'kube-apiserver',
+      altNames: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local', 'IP:10.0.0.1'],
+      days: 7,
+    });
     const sa = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     await writeFile(join(dir, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     await writeFile(join(dir, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));

@@ -76,6 +76,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseCircuitStatus, splitQuoted, TorControl, type CircuitStatus, type ControlEvent } from './torControl.js';
+import { freePorts } from './ports.js';
 
 export const AUTHORITY_ROLES = ['authority0', 'authority1', 'authority2'] as const;
 export const RELAY_ROLES = [...AUTHORITY_ROLES, 'relay', 'exit'] as const;
@@ -265,23 +266,7 @@ function installExitHook(): void {
 // ---------------------------------------------------------------------------
 // small helpers
 
-/** Reserve `n` distinct free TCP ports on 127.0.0.1 (all held open until all are known). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const s = net.createServer();
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-      servers.push(s);
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  }
-}
+export { freePorts };
 
 /** `$LLMTOR_CACHE/tor-keys`, else `${XDG_CACHE_HOME:-~/.cache}/llmtor/tor-keys`. */
 export function defaultKeyCacheDir(): string {
