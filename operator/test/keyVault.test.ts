@@ -81,8 +81,9 @@ describe('Azure Key Vault envelope (real @azure/keyvault-keys SDK against the HT
     });
     const loaded = await loadLikeProxy(files.values(), kek());
     assert.equal(loaded.keys.size, 3);
-    assert.ok((await cluster.events(ns)).some((e) => e.reason === 'KeyRewrapped'));
-    assert.ok(((await cluster.issuer(ns, 'main')).status?.keyEncryptionKey ?? '').endsWith(`/${v2}`));
+    // The Secret is written before the status and the event: wait for those too.
+    await waitFor('KeyRewrapped event', async () => (await cluster.events(ns)).some((e) => e.reason === 'KeyRewrapped'));
+    await waitFor('status names the new KEK version', async () => ((await cluster.issuer(ns, 'main')).status?.keyEncryptionKey ?? '').endsWith(`/${v2}`));
   });
 
   it('Key Vault unreachable: condition False with an actionable message, back-off, nothing deleted; recovers afterwards', async () => {
