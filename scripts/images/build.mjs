@@ -107,16 +107,36 @@ function debClosure(roots) {
   return [...seen].sort();
 }
 
-/** Downloads (once) the candidate version of each package; returns [{name, version, file}]. */
-function fetchDebs(names) {
+/** describeDebs(debClosure(roots)), remembered until apt's package lists change (each apt-cache call takes seconds). */
+function resolveDebs(roots) {
+  let lists;
+  try {
+    const dir = '/var/lib/apt/lists';
+    lists = readdirSync(dir).sort().map((f) => { const x = statSync(join(dir, f)); return [f, x.mtimeMs, x.size]; });
+  } catch {
+    return describeDebs(debClosure(roots));
+  }
+  const file = join(cache, 'apt', `${sha256(JSON.stringify([FORMAT, roots, lists])).slice(0, 32)}.json`);
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  const described = describeDebs(debClosure(roots));
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(described));
+  return described;
+}
+
+/** The candidate version, architecture and SHA256 of each package (apt-cache show). */
+function describeDebs(names) {
+  return run('apt-cache', ['show', '--no-all-versions', ...names]).split('\n\n').filter((s) => s.trim()).map((stanza) => {
+    const field = (f) => new RegExp(`^${f}: (.+)$`, 'm').exec(stanza)?.[1];
+    return { name: field('Package'), version: field('Version'), arch: field('Architecture'), sha256: field('SHA256') };
+  });
+}
+
+/** Downloads (once) each package; returns them with the path of their .deb. */
+function fetchDebs(described) {
   const dir = join(cache, 'debs');
   mkdirSync(dir, { recursive: true });
-  const shown = run('apt-cache', ['show', '--no-all-versions', ...names]).split('\n\n').filter((s) => s.trim());
-  const debs = shown.map((stanza) => {
-    const field = (f) => new RegExp(`^${f}: (.+)$`, 'm').exec(stanza)?.[1];
-    const name = field('Package');
-    return { name, version: field('Version'), file: join(dir, `${name}_${field('Version')}_${field('Architecture')}.deb`), sha256: field('SHA256') };
-  });
+  const debs = described.map((d) => ({ ...d, file: join(dir, `${d.name}_${d.version}_${d.arch}.deb`) }));
   const missing = debs.filter((d) => !existsSync(d.file));
   if (missing.length) {
     log(`apt-get download ${missing.map((d) => d.name).join(' ')}`);
@@ -297,7 +317,7 @@ async function buildImage(component, outDir) {
     log(`  ${component}: ${what} ${((Date.now() - t) / 1000).toFixed(1)} s`);
     return r;
   };
-  const debs = await timed('Debian packages', () => fetchDebs(debClosure(c.debs)));
+  const debs = await timed('Debian packages', () => fetchDebs(resolveDebs(c.debs)));
   const layers = [await timed('os layer', () => osLayer(debs))];
   if (c.app) {
     layers.push(await timed('node layer', () => nodeLayer()));
