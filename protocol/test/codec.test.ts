@@ -115,7 +115,7 @@ describe('wire formats', () => {
     const reqs = [0, 1, 2].map((i) => ({ tokenType: 2, truncatedTokenKeyId: i, blindedMsg: bytes(256, i) }));
     it('round-trip, including absent responses', () => {
       const enc = encodeBatchTokenRequest(reqs);
-      assert.equal(enc.length, 2 + 3 * 261);
+      assert.equal(enc.length, 2 + 3 * 259); // RFC 9578 TokenRequests back to back (draft-08 §6.1)
       assert.deepEqual(decodeBatchTokenRequest(enc).map((r) => r.truncatedTokenKeyId), [0, 1, 2]);
       const resp = encodeBatchTokenResponse([{ blindSig: bytes(256, 1) }, null, { blindSig: bytes(256, 3) }]);
       const d = decodeBatchTokenResponse(resp);
@@ -130,7 +130,7 @@ describe('wire formats', () => {
       const enc = encodeBatchTokenRequest(reqs);
       expectCode(() => decodeBatchTokenRequest(enc.subarray(0, enc.length - 1)), 'wrong_length');
       const foreign = Uint8Array.from(enc);
-      foreign[3] = 5; // outer token_type of item 0
+      foreign[3] = 5; // token_type of item 0
       expectCode(() => decodeBatchTokenRequest(foreign), 'wrong_token_type');
       expectCode(() => decodeBatchTokenResponse(Uint8Array.of(1, 2)), 'malformed');
       expectCode(() => decodeBatchTokenRequest(Uint8Array.of(0x40, 0x05, 0, 0, 0, 0, 0)), 'malformed'); // non-minimal varint
