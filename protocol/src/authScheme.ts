@@ -5,7 +5,7 @@
  * comma-separated: `PrivateToken token=<b64url>, PrivateToken token=<b64url>`.
  * A 401 carries `WWW-Authenticate: PrivateToken challenge=<b64url>, token-key=<b64url>[, max-age=N]`.
  */
-import { fromBase64Url, toBase64Url } from './bytes.js';
+import { fromBase64Url, toBase64UrlPadded } from './bytes.js';
 import { ProtocolError } from './errors.js';
 
 export interface PrivateTokenChallengeHeader {
@@ -15,7 +15,7 @@ export interface PrivateTokenChallengeHeader {
 }
 
 export function formatAuthorization(tokens: readonly Uint8Array[]): string {
-  return tokens.map((t) => `PrivateToken token=${toBase64Url(t)}`).join(', ');
+  return tokens.map((t) => `PrivateToken token="${toBase64UrlPadded(t)}"`).join(', ');
 }
 
 /**
@@ -50,7 +50,8 @@ export function parseAuthorization(header: string | undefined, maxTokens = 64): 
 }
 
 export function formatWwwAuthenticate(c: PrivateTokenChallengeHeader): string {
-  let s = `PrivateToken challenge="${toBase64Url(c.challenge)}", token-key="${toBase64Url(c.tokenKey)}"`;
+  // Padded, as RFC 9577 §2.1.2 requires, hence quoted-strings (RFC 9110 §11.2: "=" is not a token character).
+  let s = `PrivateToken challenge="${toBase64UrlPadded(c.challenge)}", token-key="${toBase64UrlPadded(c.tokenKey)}"`;
   if (c.maxAge !== undefined) s += `, max-age=${c.maxAge}`;
   return s;
 }

@@ -7,7 +7,7 @@ describe('PrivateToken HTTP authentication scheme', () => {
   const t2 = new Uint8Array(354).fill(2);
   it('carries k tokens as k comma-separated credentials', () => {
     const h = formatAuthorization([t1, t2]);
-    assert.match(h, /^PrivateToken token=[A-Za-z0-9_-]+, PrivateToken token=[A-Za-z0-9_-]+$/);
+    assert.match(h, /^PrivateToken token="[A-Za-z0-9_-]+=*", PrivateToken token="[A-Za-z0-9_-]+=*"$/);
     assert.deepEqual(parseAuthorization(h), [t1, t2]);
   });
   it('accepts quoted values and any case of the scheme name, ignores other schemes', () => {
@@ -41,5 +41,17 @@ describe('PrivateToken HTTP authentication scheme', () => {
   it('WWW-Authenticate round-trips challenge, token-key and max-age', () => {
     const h = formatWwwAuthenticate({ challenge: Uint8Array.of(0, 2, 0, 1, 97, 0, 0, 0), tokenKey: Uint8Array.of(9, 9), maxAge: 60 });
     assert.deepEqual(parseWwwAuthenticate(h), { challenge: Uint8Array.of(0, 2, 0, 1, 97, 0, 0, 0), tokenKey: Uint8Array.of(9, 9), maxAge: 60 });
+  });
+  it('writes challenge and token-key with base64url padding (RFC 9577 §2.1.2) and reads both spellings', () => {
+    const challenge = Uint8Array.of(0, 2, 0, 12, ...Buffer.from('proxy.llmtor'), 0, 0, 0); // 19 bytes: needs "=="
+    const tokenKey = Uint8Array.of(1, 2, 3, 4);
+    const h = formatWwwAuthenticate({ challenge, tokenKey });
+    assert.match(h, /challenge="[A-Za-z0-9_-]+==", /);
+    assert.equal(h, `PrivateToken challenge="${Buffer.from(challenge).toString('base64')}", token-key="AQIDBA=="`.replace(/\+/g, '-').replace(/\//g, '_'));
+    assert.deepEqual(parseWwwAuthenticate(h).challenge, challenge);
+    assert.deepEqual(parseWwwAuthenticate(h.replace(/=+(",|"$)/g, '$1')).challenge, challenge);
+    const short = Uint8Array.of(7, 7, 7, 7); // 4 bytes: "BwcHBw=="
+    assert.deepEqual(parseAuthorization('PrivateToken token="BwcHBw=="'), [short]);
+    assert.deepEqual(parseAuthorization('PrivateToken token=BwcHBw'), [short]);
   });
 });

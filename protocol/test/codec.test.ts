@@ -14,6 +14,7 @@ import {
   encodeTokenChallenge,
   encodeTokenRequest,
   fromBase64Url,
+  toBase64UrlPadded,
   readVarint,
   writeVarint,
   varintLength,
@@ -167,11 +168,20 @@ describe('wire formats', () => {
         }),
       );
     });
-    it('base64url is strict: no padding, no standard alphabet, canonical only', () => {
+    it('base64url is strict: padded or not, no standard alphabet, canonical only', () => {
       assert.deepEqual(fromBase64Url('AQID'), Uint8Array.of(1, 2, 3));
-      expectCode(() => fromBase64Url('AQI='), 'malformed');
+      assert.deepEqual(fromBase64Url('AQI='), Uint8Array.of(1, 2)); // RFC 9577 §2.1.2 values carry padding
+      assert.deepEqual(fromBase64Url('AQ=='), Uint8Array.of(1));
+      assert.deepEqual(fromBase64Url('AQ'), Uint8Array.of(1));
+      assert.equal(toBase64UrlPadded(Uint8Array.of(1)), 'AQ==');
+      assert.equal(toBase64UrlPadded(Uint8Array.of(1, 2, 3)), 'AQID');
+      expectCode(() => fromBase64Url('AQ='), 'malformed'); // wrong amount of padding
+      expectCode(() => fromBase64Url('AQID='), 'malformed');
+      expectCode(() => fromBase64Url('A=Q='), 'malformed');
       expectCode(() => fromBase64Url('a+b/'), 'malformed');
       expectCode(() => fromBase64Url('AR'), 'malformed'); // non-canonical trailing bits
+      expectCode(() => fromBase64Url('AR=='), 'malformed');
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), (b) => assert.deepEqual(fromBase64Url(toBase64UrlPadded(b)), b)));
       fc.assert(fc.property(fc.string({ maxLength: 40 }), (s) => onlyTypedErrors(() => fromBase64Url(s))));
     });
   });
