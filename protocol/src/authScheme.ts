@@ -5,7 +5,9 @@
  * comma-separated: `PrivateToken token=<b64url>, PrivateToken token=<b64url>`.
  * A 401 carries `WWW-Authenticate: PrivateToken challenge=<b64url>, token-key=<b64url>[, max-age=N]`.
  */
-import { fromBase64Url, toBase64UrlPadded } from './bytes.js';
+import { parseAuthItems } from './authParams.js';
+import { fromBase64Url, readU16, toBase64UrlPadded } from './bytes.js';
+import { TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { ProtocolError } from './errors.js';
 
 export interface PrivateTokenChallengeHeader {
@@ -19,32 +21,21 @@ export function formatAuthorization(tokens: readonly Uint8Array[]): string {
 }
 
 /**
- * Parses every `PrivateToken token=…` credential in an Authorization header
- * value. Returns [] if the scheme is absent. `maxTokens` bounds the work.
+ * Parses every `PrivateToken` credential in an Authorization header value
+ * (RFC 9110 §11.6.2 grammar through `parseAuthItems`). Returns [] if the scheme
+ * is absent; other schemes and unknown parameters are ignored (RFC 9577
+ * §2.2.2). `maxTokens` bounds the work.
  */
 export function parseAuthorization(header: string | undefined, maxTokens = 64): Uint8Array[] {
   if (header === undefined || header.trim() === '') return [];
   if (header.length > maxTokens * 520 + 64) throw new ProtocolError('malformed', `Authorization header too long (at most ${maxTokens} tokens)`);
   const out: Uint8Array[] = [];
-  // Split on commas that start a new credential; auth-params of one credential are also comma-separated.
-  const parts = header.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
-  let inPrivateToken = false;
-  for (const part of parts) {
-    let param = part;
-    const m = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)\s+(.*)$/.exec(part);
-    if (m && !m[1]!.includes('=')) {
-      inPrivateToken = m[1]!.toLowerCase() === 'privatetoken';
-      param = m[2]!;
-    } else if (/^[A-Za-z]+$/.test(part)) {
-      inPrivateToken = part.toLowerCase() === 'privatetoken';
-      continue;
-    }
-    if (!inPrivateToken) continue;
-    const pm = /^([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|([^\s"]*))$/.exec(param);
-    if (!pm) throw new ProtocolError('malformed', 'PrivateToken credential is not of the form token=<base64url>');
-    if (pm[1]!.toLowerCase() !== 'token') continue;
+  for (const item of parseAuthItems(header)) {
+    if (item.scheme.toLowerCase() !== 'privatetoken') continue;
+    const token = item.params.get('token');
+    if (token === undefined) throw new ProtocolError('malformed', 'PrivateToken credential is not of the form token=<base64url>');
     if (out.length >= maxTokens) throw new ProtocolError('malformed', `too many tokens (at most ${maxTokens})`);
-    out.push(fromBase64Url(pm[2] ?? pm[3] ?? '', 'token'));
+    out.push(fromBase64Url(token, 'token'));
   }
   return out;
 }
@@ -56,21 +47,26 @@ export function formatWwwAuthenticate(c: PrivateTokenChallengeHeader): string {
   return s;
 }
 
-/** Parses the first PrivateToken challenge in a WWW-Authenticate value. */
+/**
+ * Parses the first PrivateToken challenge for token type 0x0002 in a
+ * WWW-Authenticate value: an RFC 9110 §11.6.1 list of challenges, where other
+ * schemes (`Basic realm="a,b"`), other token types (grease, RFC 9577 §7.3 and
+ * Appendix A.2) and unknown parameters (§2.1.2) are skipped.
+ */
 export function parseWwwAuthenticate(header: string): PrivateTokenChallengeHeader {
-  const idx = header.search(/PrivateToken\s/i);
-  if (idx < 0) throw new ProtocolError('malformed', 'no PrivateToken challenge');
-  const rest = header.slice(idx + 'PrivateToken'.length);
-  const params = new Map<string, string>();
-  for (const m of rest.matchAll(/\s*([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|([^\s,"]*))\s*,?/g)) {
-    const k = m[1]!.toLowerCase();
-    if (!params.has(k)) params.set(k, m[2] ?? m[3] ?? '');
+  let found = false;
+  for (const item of parseAuthItems(header)) {
+    if (item.scheme.toLowerCase() !== 'privatetoken') continue;
+    found = true;
+    const challenge = item.params.get('challenge');
+    const tokenKey = item.params.get('token-key');
+    if (!challenge || !tokenKey) throw new ProtocolError('malformed', 'PrivateToken challenge needs challenge= and token-key=');
+    const challengeBytes = fromBase64Url(challenge, 'challenge');
+    if (challengeBytes.length < 2 || readU16(challengeBytes, 0) !== TOKEN_TYPE_BLIND_RSA) continue;
+    const out: PrivateTokenChallengeHeader = { challenge: challengeBytes, tokenKey: fromBase64Url(tokenKey, 'token-key') };
+    const maxAge = item.params.get('max-age');
+    if (maxAge !== undefined && /^\d+$/.test(maxAge)) out.maxAge = Number(maxAge);
+    return out;
   }
-  const challenge = params.get('challenge');
-  const tokenKey = params.get('token-key');
-  if (!challenge || !tokenKey) throw new ProtocolError('malformed', 'PrivateToken challenge needs challenge= and token-key=');
-  const out: PrivateTokenChallengeHeader = { challenge: fromBase64Url(challenge, 'challenge'), tokenKey: fromBase64Url(tokenKey, 'token-key') };
-  const maxAge = params.get('max-age');
-  if (maxAge !== undefined && /^\d+$/.test(maxAge)) out.maxAge = Number(maxAge);
-  return out;
+  throw new ProtocolError('malformed', found ? 'no PrivateToken challenge for token type 0x0002' : 'no PrivateToken challenge');
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ProtocolError, formatAuthorization, formatWwwAuthenticate, parseAuthorization, parseWwwAuthenticate } from '@llmtor/protocol';
+import { readFileSync } from 'node:fs';
+import { ProtocolError, formatAuthorization, formatWwwAuthenticate, fromHex, parseAuthItems, parseAuthParamList, parseAuthorization, parseWwwAuthenticate, toHex } from '@llmtor/protocol';
+
+const rfc9577 = JSON.parse(readFileSync(new URL('../../test/vectors/rfc9577-header-vectors.json', import.meta.url), 'utf8')) as { www_authenticate: string[]; challenge_0: string };
 
 describe('PrivateToken HTTP authentication scheme', () => {
   const t1 = new Uint8Array(354).fill(1);
@@ -53,5 +56,49 @@ describe('PrivateToken HTTP authentication scheme', () => {
     const short = Uint8Array.of(7, 7, 7, 7); // 4 bytes: "BwcHBw=="
     assert.deepEqual(parseAuthorization('PrivateToken token="BwcHBw=="'), [short]);
     assert.deepEqual(parseAuthorization('PrivateToken token=BwcHBw'), [short]);
+  });
+
+  describe('one RFC 9110 auth-param parser for both headers', () => {
+    const b = Buffer.from(t1).toString('base64url');
+    it('ignores unknown parameters, also with digits in the name (RFC 9577 §2.2.2)', () => {
+      assert.deepEqual(parseAuthorization(`PrivateToken token=${b}, ext1=abc`), [t1]);
+      assert.deepEqual(parseAuthorization(`PrivateToken ext1=abc, token="${b}", x-2="y"`), [t1]);
+    });
+    it('keeps commas inside quoted-strings', () => {
+      assert.deepEqual(parseAuthorization(`PrivateToken token=${b}, realm="a,b"`), [t1]);
+      assert.deepEqual(parseAuthorization(`Other realm="x, PrivateToken token=${b}", PrivateToken token=${b}`), [t1]);
+      const items = parseAuthItems('Basic realm="a,b", PrivateToken challenge="AAIA", token-key="AQ==", realm="c\\"d,e"');
+      assert.deepEqual(items.map((i) => i.scheme), ['Basic', 'PrivateToken']);
+      assert.equal(items[1]!.params.get('realm'), 'c"d,e');
+    });
+    it('reads token68 credentials of other schemes and case-insensitive names', () => {
+      const items = parseAuthItems(`Bearer abc.def==, PRIVATETOKEN TOKEN=${b}`);
+      assert.equal(items[0]!.token68, 'abc.def==');
+      assert.deepEqual(parseAuthorization(`Bearer abc.def==, PRIVATETOKEN TOKEN=${b}`), [t1]);
+      assert.deepEqual(parseAuthItems('Negotiate, Basic'), [{ scheme: 'Negotiate', params: new Map() }, { scheme: 'Basic', params: new Map() }]);
+    });
+    it('rejects a parameter given twice, a missing value and stray characters', () => {
+      for (const bad of [`PrivateToken token=${b}, token=${b}`, 'PrivateToken token=', 'PrivateToken token="abc', `PrivateToken token=${b} x`, 'PrivateToken =x']) {
+        assert.throws(() => parseAuthorization(bad), (e: unknown) => e instanceof ProtocolError, bad);
+      }
+    });
+    it('reads the RFC 9577 Appendix A.2 header vectors (unknown attribute, quoted max-age, Basic and grease challenges)', () => {
+      for (const h of rfc9577.www_authenticate.slice(0, 2)) {
+        const c = parseWwwAuthenticate(h);
+        assert.equal(c.maxAge, 10);
+        assert.equal(c.challenge[1], 2);
+      }
+      // The third offers only grease (0x0000) and VOPRF (0x0001): nothing for us.
+      assert.throws(() => parseWwwAuthenticate(rfc9577.www_authenticate[2]!), /no PrivateToken challenge for token type 0x0002/);
+      assert.equal(toHex(parseWwwAuthenticate(rfc9577.www_authenticate[0]!).challenge), rfc9577.challenge_0);
+      assert.deepEqual(fromHex(rfc9577.challenge_0).subarray(0, 2), Uint8Array.of(0, 2));
+      const last = parseAuthItems(rfc9577.www_authenticate[2]!);
+      assert.deepEqual(last.map((i) => i.scheme), ['Basic', 'PrivateToken', 'PrivateToken']);
+      assert.equal(last[2]!.params.get('unknownchallengeattribute'), 'ignore-me');
+    });
+    it('parses a bare auth-param list (LLMTor-Abuse)', () => {
+      assert.deepEqual([...parseAuthParamList('permanent=abc, transient="d=="')], [['permanent', 'abc'], ['transient', 'd==']]);
+      assert.throws(() => parseAuthParamList('permanent=a, permanent=b'), ProtocolError);
+    });
   });
 });

@@ -11,6 +11,7 @@ import {
   fromBase64Url,
   isProtocolError,
   parseAuthorization,
+  parseAuthParamList,
   verifyToken,
   type KeyPurpose,
   type Keyring,
@@ -99,20 +100,28 @@ export function verifyCreditTokens(tokens: readonly Uint8Array[], keyring: Keyri
   });
 }
 
-/** `permanent=<b64url>, transient=<b64url>` (order free, each exactly once). */
+/**
+ * `permanent=<b64url>, transient=<b64url>`: an RFC 9110 auth-param list (order
+ * free, each name once, values token or quoted-string, base64url padded or
+ * not; unknown parameters ignored), read by the same parser as Authorization.
+ */
 export function parseAbuseHeader(value: string | undefined): { permanent: Uint8Array; transient: Uint8Array } | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   if (value.length > 2048) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse header is too long');
+  let params: Map<string, string>;
+  try {
+    params = parseAuthParamList(value);
+  } catch (e) {
+    throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"${isProtocolError(e) ? ` (${e.message})` : ''}`);
+  }
   const out: { permanent?: Uint8Array; transient?: Uint8Array } = {};
-  for (const part of value.split(',')) {
-    const m = /^\s*(permanent|transient)\s*=\s*([A-Za-z0-9_-]+)\s*$/.exec(part);
-    if (!m) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"');
-    const kind = m[1] as 'permanent' | 'transient';
-    if (out[kind]) throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse names ${kind} twice`);
+  for (const kind of ['permanent', 'transient'] as const) {
+    const v = params.get(kind);
+    if (v === undefined) continue;
     try {
-      out[kind] = fromBase64Url(m[2]!, kind);
+      out[kind] = fromBase64Url(v, kind);
     } catch {
-      throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical unpadded base64url`);
+      throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical base64url`);
     }
   }
   if (!out.permanent || !out.transient) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse needs both permanent= and transient=');
