@@ -12,7 +12,8 @@ import { ProtocolError } from './errors.js';
 
 export interface PrivateTokenChallengeHeader {
   challenge: Uint8Array;
-  tokenKey: Uint8Array;
+  /** Absent where the origin leaves the key to the issuer directory (RFC 9577 §2.1.2: MAY be omitted). */
+  tokenKey?: Uint8Array;
   maxAge?: number;
 }
 
@@ -42,7 +43,8 @@ export function parseAuthorization(header: string | undefined, maxTokens = 64): 
 
 export function formatWwwAuthenticate(c: PrivateTokenChallengeHeader): string {
   // Padded, as RFC 9577 §2.1.2 requires, hence quoted-strings (RFC 9110 §11.2: "=" is not a token character).
-  let s = `PrivateToken challenge="${toBase64UrlPadded(c.challenge)}", token-key="${toBase64UrlPadded(c.tokenKey)}"`;
+  let s = `PrivateToken challenge="${toBase64UrlPadded(c.challenge)}"`;
+  if (c.tokenKey) s += `, token-key="${toBase64UrlPadded(c.tokenKey)}"`;
   if (c.maxAge !== undefined) s += `, max-age=${c.maxAge}`;
   return s;
 }
@@ -60,10 +62,11 @@ export function parseWwwAuthenticate(header: string): PrivateTokenChallengeHeade
     found = true;
     const challenge = item.params.get('challenge');
     const tokenKey = item.params.get('token-key');
-    if (!challenge || !tokenKey) throw new ProtocolError('malformed', 'PrivateToken challenge needs challenge= and token-key=');
+    if (!challenge) throw new ProtocolError('malformed', 'PrivateToken challenge needs challenge=');
     const challengeBytes = fromBase64Url(challenge, 'challenge');
     if (challengeBytes.length < 2 || readU16(challengeBytes, 0) !== TOKEN_TYPE_BLIND_RSA) continue;
-    const out: PrivateTokenChallengeHeader = { challenge: challengeBytes, tokenKey: fromBase64Url(tokenKey, 'token-key') };
+    const out: PrivateTokenChallengeHeader = { challenge: challengeBytes };
+    if (tokenKey !== undefined) out.tokenKey = fromBase64Url(tokenKey, 'token-key');
     const maxAge = item.params.get('max-age');
     if (maxAge !== undefined && /^\d+$/.test(maxAge)) out.maxAge = Number(maxAge);
     return out;

@@ -45,6 +45,11 @@ describe('PrivateToken HTTP authentication scheme', () => {
     const h = formatWwwAuthenticate({ challenge: Uint8Array.of(0, 2, 0, 1, 97, 0, 0, 0), tokenKey: Uint8Array.of(9, 9), maxAge: 60 });
     assert.deepEqual(parseWwwAuthenticate(h), { challenge: Uint8Array.of(0, 2, 0, 1, 97, 0, 0, 0), tokenKey: Uint8Array.of(9, 9), maxAge: 60 });
   });
+  it('a challenge may leave token-key to the directory (RFC 9577 §2.1.2)', () => {
+    const h = formatWwwAuthenticate({ challenge: Uint8Array.of(0, 2, 0, 1, 97, 0, 0, 0) });
+    assert.equal(h, 'PrivateToken challenge="AAIAAWEAAAA="');
+    assert.deepEqual(parseWwwAuthenticate(h), { challenge: Uint8Array.of(0, 2, 0, 1, 97, 0, 0, 0) });
+  });
   it('writes challenge and token-key with base64url padding (RFC 9577 §2.1.2) and reads both spellings', () => {
     const challenge = Uint8Array.of(0, 2, 0, 12, ...Buffer.from('proxy.llmtor'), 0, 0, 0); // 19 bytes: needs "=="
     const tokenKey = Uint8Array.of(1, 2, 3, 4);

@@ -45,11 +45,14 @@ export class ChallengeContext {
     this.digest = challengeDigest(this.encoded);
   }
 
-  /** `WWW-Authenticate` with the newest credit key, or undefined when none is issuing. */
-  wwwAuthenticate(keyring: Keyring, now: number): string | undefined {
+  /**
+   * `WWW-Authenticate` with the newest credit key. When no credit key issues
+   * now, the challenge goes without `token-key`, which RFC 9577 §2.1.2 allows
+   * where clients learn keys out of band (the issuer directory).
+   */
+  wwwAuthenticate(keyring: Keyring, now: number): string {
     const key = keyring.currentIssuing('credit', now);
-    if (!key) return undefined;
-    return formatWwwAuthenticate({ challenge: this.encoded, tokenKey: fromBase64Url(key.meta.publicKey, 'publicKey') });
+    return formatWwwAuthenticate({ challenge: this.encoded, ...(key ? { tokenKey: fromBase64Url(key.meta.publicKey, 'publicKey') } : {}) });
   }
 }
 
