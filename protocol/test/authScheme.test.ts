@@ -1,17 +1,27 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { ProtocolError, formatAuthorization, formatWwwAuthenticate, fromHex, parseAuthItems, parseAuthParamList, parseAuthorization, parseWwwAuthenticate, toHex } from '@llmtor/protocol';
+import { ProtocolError, formatAuthorization, formatWwwAuthenticate, fromHex, parseAuthItems, parseAuthParamList, parseAuthorization, parseAuthorizationForm, parseWwwAuthenticate, toHex } from '@llmtor/protocol';
 
 const rfc9577 = JSON.parse(readFileSync(new URL('../../test/vectors/rfc9577-header-vectors.json', import.meta.url), 'utf8')) as { www_authenticate: string[]; challenge_0: string };
 
 describe('PrivateToken HTTP authentication scheme', () => {
   const t1 = new Uint8Array(354).fill(1);
   const t2 = new Uint8Array(354).fill(2);
-  it('carries k tokens as k comma-separated credentials', () => {
+  it('carries k tokens in one credential: token plus additional-tokens', () => {
     const h = formatAuthorization([t1, t2]);
-    assert.match(h, /^PrivateToken token="[A-Za-z0-9_-]+=*", PrivateToken token="[A-Za-z0-9_-]+=*"$/);
-    assert.deepEqual(parseAuthorization(h), [t1, t2]);
+    assert.match(h, /^PrivateToken token="[A-Za-z0-9_-]+=*", additional-tokens="[A-Za-z0-9_-]+=*"$/);
+    assert.deepEqual(parseAuthorizationForm(h), { tokens: [t1, t2], form: 'single-credential' });
+    assert.equal(parseAuthItems(h).length, 1, 'one credential (RFC 9110 §11.6.2)');
+    assert.match(formatAuthorization([t1]), /^PrivateToken token="[A-Za-z0-9_-]+=*"$/);
+    const three = formatAuthorization([t1, t2, t1]);
+    assert.deepEqual(parseAuthorization(three), [t1, t2, t1]);
+  });
+  it('still reads the deprecated k-credential form for one release, and refuses a mix of both', () => {
+    const b1 = Buffer.from(t1).toString('base64url');
+    const b2 = Buffer.from(t2).toString('base64url');
+    assert.deepEqual(parseAuthorizationForm(`PrivateToken token=${b1}, PrivateToken token=${b2}`), { tokens: [t1, t2], form: 'legacy-multiple-credentials' });
+    assert.throws(() => parseAuthorization(`PrivateToken token=${b1}, additional-tokens="${b2}", PrivateToken token=${b2}`), /not several credentials/);
   });
   it('accepts quoted values and any case of the scheme name, ignores other schemes', () => {
     const b = Buffer.from(t1).toString('base64url');

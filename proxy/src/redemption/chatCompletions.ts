@@ -149,7 +149,7 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
     return { 'www-authenticate': rt.challenge.wwwAuthenticate(keyring, now) };
   };
 
-  const tokens = parseCreditTokens(ctx.get('authorization') || undefined, cfg.maxTokensPerRequest);
+  const tokens = parseCreditTokens(ctx.req.headersDistinct.authorization, cfg.maxTokensPerRequest);
   const abuse = rt.abuseCache.parseHeader(ctx.get(ABUSE_HEADER) || undefined);
   const limit = maxBodyFor(modelConfigs(rt), tokens.length, cfg.maxRequestBytes);
   const raw = await readBody(
@@ -174,7 +174,7 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
     throw new RedemptionError(
       401,
       'credits_required',
-      `this request needs ${k} credit token(s) (${model.config.priceCredits} per ${model.config.bytesPerCredit} bytes of request, body is ${raw.length} bytes); ${tokens.length} presented. Send them as Authorization: PrivateToken token=<t1>, PrivateToken token=<t2>, …`,
+      `this request needs ${k} credit token(s) (${model.config.priceCredits} per ${model.config.bytesPerCredit} bytes of request, body is ${raw.length} bytes); ${tokens.length} presented. Send them as Authorization: PrivateToken token="<t1>", additional-tokens="<t2>,<t3>,…"`,
       { headers: { ...www(), ...NO_RETRY }, extra: { credits_needed: k, credits_presented: tokens.length } },
     );
   }

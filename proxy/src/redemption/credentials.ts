@@ -1,6 +1,6 @@
 /**
  * Token checks on the redemption path (CPU only, native RSA verify):
- * credit tokens from `Authorization: PrivateToken token=…[, PrivateToken token=…]`
+ * credit tokens from `Authorization: PrivateToken token=…[, additional-tokens="…,…"]`
  * and the two abuse tokens from `LLMTor-Abuse: permanent=<b64url>, transient=<b64url>`.
  */
 import {
@@ -56,10 +56,19 @@ export class ChallengeContext {
   }
 }
 
-/** Parses Authorization into raw token bytes; malformed → 401 with a reason (never the header). */
-export function parseCreditTokens(header: string | undefined, maxTokens: number): Uint8Array[] {
+/**
+ * Parses Authorization into raw token bytes; malformed → 401 with a reason
+ * (never the header). `header` is every Authorization field line received
+ * (`headersDistinct`): HTTP allows one (RFC 9110 §5.3, §11.6.2), and Node
+ * would silently keep only the first, so several are refused.
+ */
+export function parseCreditTokens(header: string | readonly string[] | undefined, maxTokens: number): Uint8Array[] {
+  if (Array.isArray(header) && header.length > 1) {
+    throw new RedemptionError(400, 'invalid_request', 'send one Authorization field: k tokens go in one credential, PrivateToken token="<t1>", additional-tokens="<t2>,…"');
+  }
+  const value = typeof header === 'string' ? header : header?.[0];
   try {
-    return parseAuthorization(header, maxTokens);
+    return parseAuthorization(value || undefined, maxTokens);
   } catch (e) {
     throw new RedemptionError(401, 'invalid_token', isProtocolError(e) ? `Authorization: ${e.message}` : 'Authorization header is malformed');
   }

@@ -4,7 +4,8 @@
  * interop tests, @cloudflare/privacypass-ts) reads.
  */
 import assert from 'node:assert/strict';
-import { parseWwwAuthenticate, toBase64Url } from '@llmtor/protocol';
+import { request } from 'node:http';
+import { formatAuthorization, parseWwwAuthenticate, toBase64Url } from '@llmtor/protocol';
 import { LocalStandInUpstream } from '../support/upstreamStandIn.js';
 import { authorization, Mint } from './support/tokens.js';
 import { chat, startTestApp, type TestApp } from './support/testApp.js';
@@ -26,7 +27,10 @@ describe('redemption HTTP authentication (RFC 9110 §11, RFC 9577 §2)', functio
     app = await startTestApp({
       mint,
       config: {
-        models: [{ id: 'm1', provider: 'p', priceCredits: 1, bytesPerCredit: 2048 }],
+        models: [
+          { id: 'm1', provider: 'p', priceCredits: 1, bytesPerCredit: 2048 },
+          { id: 'm2', provider: 'p', priceCredits: 2, bytesPerCredit: 2048 },
+        ],
         providers: { p: { baseUrl, apiKeys: ['sk-proxy-key-1'], timeoutMs: 1500 } },
         rateLimit: { requests: 1000, windowSeconds: 60 },
       },
@@ -63,5 +67,34 @@ describe('redemption HTTP authentication (RFC 9110 §11, RFC 9577 §2)', functio
     const r = await fetch(`${app.url}/v1/abuse/revoke`, { method: 'POST', headers: { 'llmtor-abuse': `transient=${toBase64Url(c!)}` } });
     assert.equal(r.status, 401);
     assert.ok(parseWwwAuthenticate(r.headers.get('www-authenticate')!).challenge.length > 0);
+  });
+
+  describe('k tokens per request', () => {
+    const body2 = (text: string) => ({ model: 'm2', messages: [{ role: 'user', content: text }] });
+    it('one credential: token plus additional-tokens', async () => {
+      const t = await mint.tokens('credit', 2);
+      const h = formatAuthorization(t);
+      assert.match(h, /^PrivateToken token="[^"]+", additional-tokens="[^",]+"$/);
+      const r = await chat(app.url, body2('one credential'), { authorization: h, 'llmtor-abuse': abuse });
+      assert.equal(r.status, 200, r.text);
+    });
+    it('the deprecated k credentials in one field line still work for one release', async () => {
+      const t = await mint.tokens('credit', 2);
+      const legacy = t.map((x) => `PrivateToken token=${toBase64Url(x)}`).join(', ');
+      assert.equal((await chat(app.url, body2('legacy'), { authorization: legacy, 'llmtor-abuse': abuse })).status, 200);
+    });
+    it('several Authorization field lines are refused (RFC 9110 §5.3), nothing spent', async () => {
+      const t = await mint.tokens('credit', 2);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(`${app.url}/v1/chat/completions`, { method: 'POST' }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+        req.on('error', reject);
+        req.setHeader('content-type', 'application/json');
+        req.setHeader('llmtor-abuse', abuse);
+        req.setHeader('authorization', t.map((x) => formatAuthorization([x])));
+        req.end(JSON.stringify(body2('two lines')));
+      });
+      assert.equal(status, 400);
+      assert.equal((await chat(app.url, body2('after'), { authorization: formatAuthorization(t), 'llmtor-abuse': abuse })).status, 200, 'the tokens were not spent');
+    });
   });
 });
