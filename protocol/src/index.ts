@@ -11,6 +11,8 @@ export * from './keyFile.js';
 export * from './keyId.js';
 export * from './keyPurpose.js';
 export * from './keyring.js';
+export * from './nativeBlind.js';
+export { blindCore, finalizeCore, type BlindCoreInput, type BlindCoreOutput, type FinalizeCoreInput } from './nativeBlindCore.js';
 export * from './token.js';
 export * from './tokenRequest.js';
 export * from './verifier.js';
