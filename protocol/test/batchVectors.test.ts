@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   decodeBatchTokenRequest,
   decodeBatchTokenRequestFramed,
@@ -27,16 +26,7 @@ import {
   type TokenRequest,
 } from '@llmtor/protocol';
 import { BlindSigner } from '@llmtor/protocol/server';
-
-export interface GenericBatchVector {
-  vector: number;
-  issuance: { type: string; skS: string; pkS: string; token_challenge: string; nonce: string; blind: string; token: string }[];
-  token_request: string;
-  token_response: string;
-}
-export const genericBatchVectors = (
-  JSON.parse(readFileSync(new URL('../../test/vectors/batched-tokens-generic-type2.json', import.meta.url), 'utf8')) as { vectors: GenericBatchVector[] }
-).vectors;
+import { genericBatchVectors } from './support.js';
 
 const big = (b: Uint8Array) => BigInt('0x' + (toHex(b) || '0'));
 const bytesOf = (x: bigint, len: number) => fromHex(x.toString(16).padStart(len * 2, '0'));
