@@ -37,30 +37,48 @@ const blindCore = ${blindCore.toString()};
 const finalizeCore = ${finalizeCore.toString()};
 parentPort.on('message', (m) => {
   try {
-    parentPort.postMessage({ ok: true, out: m.op === 'blind' ? blindCore(m.input) : finalizeCore(m.input) });
+    parentPort.postMessage({ seq: m.seq, ok: true, out: m.op === 'blind' ? blindCore(m.input) : finalizeCore(m.input) });
   } catch (e) {
-    parentPort.postMessage({ ok: false, message: e && e.message ? String(e.message) : 'worker error' });
+    parentPort.postMessage({ seq: m.seq, ok: false, message: e && e.message ? String(e.message) : 'worker error' });
   }
 });`;
 
-/** Runs one core call in a short-lived worker thread (refills are rare; a resident worker would only cost memory). */
+type Waiter = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+let shared: { worker: Worker; seq: number; waiting: Map<number, Waiter> } | undefined;
+
+/**
+ * Runs one core call in a resident worker thread, started on first use. It is
+ * unreferenced while idle (it never keeps a process alive) and referenced while
+ * a call is in flight (so the process waits for the answer).
+ */
 function inWorker<T>(op: 'blind' | 'finalize', input: unknown): Promise<T> {
+  if (!shared) {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const state = { worker, seq: 0, waiting: new Map<number, Waiter>() };
+    const failAll = (e: Error) => {
+      if (shared === state) shared = undefined;
+      for (const w of state.waiting.values()) w.reject(e);
+      state.waiting.clear();
+    };
+    worker.on('message', (m: { seq: number; ok: boolean; out?: unknown; message?: string }) => {
+      const w = state.waiting.get(m.seq);
+      if (!w) return;
+      state.waiting.delete(m.seq);
+      if (state.waiting.size === 0) worker.unref();
+      if (m.ok) w.resolve(m.out);
+      else w.reject(new ProtocolError('malformed', `blinding worker: ${m.message ?? 'failed'}`));
+    });
+    worker.on('error', (e) => failAll(e));
+    worker.on('exit', () => failAll(new Error('blinding worker exited')));
+    worker.unref();
+    shared = state;
+  }
+  const state = shared;
   return new Promise<T>((resolve, reject) => {
-    const w = new Worker(WORKER_SOURCE, { eval: true });
-    let settled = false;
-    w.once('message', (m: { ok: boolean; out?: T; message?: string }) => {
-      settled = true;
-      void w.terminate();
-      if (m.ok) resolve(m.out as T);
-      else reject(new ProtocolError('malformed', `blinding worker: ${m.message ?? 'failed'}`));
-    });
-    w.once('error', (e) => {
-      if (!settled) reject(e);
-    });
-    w.once('exit', () => {
-      if (!settled) reject(new Error('blinding worker exited'));
-    });
-    w.postMessage({ op, input });
+    const seq = ++state.seq;
+    state.waiting.set(seq, { resolve: resolve as (v: unknown) => void, reject });
+    state.worker.ref();
+    state.worker.postMessage({ seq, op, input });
   });
 }
 
