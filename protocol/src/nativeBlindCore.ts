@@ -97,16 +97,40 @@ export function blindCore(input: BlindCoreInput): BlindCoreOutput {
       if (x > 0n && x < n) return x;
     }
   };
-  // Extended Euclid on a public (blinded) value.
-  const modInverse = (a: bigint): bigint => {
-    let [r0, r1, t0, t1] = [n, a % n, 0n, 1n];
-    while (r1 !== 0n) {
-      const q = r0 / r1;
-      [r0, r1] = [r1, r0 - q * r1];
-      [t0, t1] = [t1, t0 - q * t1];
+  // Extended Euclid on a public (blinded) value, with Lehmer's speed-up (Knuth, TAOCP vol. 2,
+  // §4.5.2, Algorithm L): quotients are found on the leading 52 bits in doubles, and the
+  // BigInt pair is updated once per run of equal quotients instead of once per quotient.
+  const modInverse = (val: bigint): bigint => {
+    let [bigA, bigB, ua, ub] = [n, val % n, 0n, 1n]; // bigA = ua·val, bigB = ub·val (mod n)
+    let bits = modBits;
+    while (bigB !== 0n) {
+      while (bits > 0 && bigA >> BigInt(bits - 1) === 0n) bits--;
+      let [a, b, c, d] = [1, 0, 0, 1];
+      if (bits > 52) {
+        const shift = BigInt(bits - 52);
+        let x = Number(bigA >> shift);
+        let y = Number(bigB >> shift);
+        while (y + c > 0 && y + d > 0) {
+          const q = Math.floor((x + a) / (y + c));
+          if (q !== Math.floor((x + b) / (y + d))) break;
+          [a, c] = [c, a - q * c];
+          [b, d] = [d, b - q * d];
+          [x, y] = [y, x - q * y];
+        }
+      }
+      if (b === 0) {
+        const q = bigA / bigB;
+        [bigA, bigB] = [bigB, bigA - q * bigB];
+        [ua, ub] = [ub, ua - q * ub];
+      } else {
+        const [ba, bb, bc, bd] = [BigInt(a), BigInt(b), BigInt(c), BigInt(d)];
+        [bigA, bigB] = [ba * bigA + bb * bigB, bc * bigA + bd * bigB];
+        [ua, ub] = [ba * ua + bb * ub, bc * ua + bd * ub];
+      }
     }
-    if (r0 !== 1n) throw new Error('blinding: a value shares a factor with the modulus');
-    return t0 < 0n ? t0 + n : t0;
+    if (bigA !== 1n) throw new Error('blinding: a value shares a factor with the modulus');
+    ua %= n;
+    return ua < 0n ? ua + n : ua;
   };
 
   const count = input.msgs.length;
