@@ -71,6 +71,11 @@ export interface PinDoc {
   keys: Record<string, PinnedKey>;
   /** The last directory that passed every check, and when it was fetched. */
   directory?: { doc: IssuerDirectory; fetchedAt: number };
+  /**
+   * The last alarm. It stops issuance until the user resets the pins (command "LLM-Tor:
+   * Reset Key Pins"): a hostile issuer must not be able to clear it by serving a good directory.
+   */
+  alarm?: { message: string; at: number };
 }
 
 export function emptyPins(): PinDoc {
@@ -110,7 +115,7 @@ export function pinDirectory(pins: PinDoc, dir: IssuerDirectory, now: number, op
     if ((dir['issuer-name'] ?? '') !== (opts.mirror['issuer-name'] ?? '')) throw new KeyConsistencyError('Refused the issuer directory: the mirror shows a different issuer name.');
   }
 
-  const next: PinDoc = { v: 1, keys: {}, ...(pins.issuerName !== undefined ? { issuerName: pins.issuerName } : {}) };
+  const next: PinDoc = { v: 1, keys: {}, ...(pins.issuerName !== undefined ? { issuerName: pins.issuerName } : {}), ...(pins.alarm ? { alarm: pins.alarm } : {}) };
   const name = opts.configuredIssuerName || dir['issuer-name'];
   if (!opts.configuredIssuerName && pins.issuerName !== undefined && dir['issuer-name'] !== undefined && dir['issuer-name'] !== pins.issuerName) {
     throw new KeyConsistencyError(`Refused the issuer directory: its issuer name changed from ${JSON.stringify(pins.issuerName)} to ${JSON.stringify(dir['issuer-name'])}; tokens made for a new name could be told apart.`);
@@ -156,6 +161,7 @@ export function pinDirectory(pins: PinDoc, dir: IssuerDirectory, now: number, op
  * Throws if there is no pinned directory, it is too old, or no key of that purpose issues.
  */
 export function issuingKeyFromPins(pins: PinDoc, purpose: KeyPurpose, now: number, maxAgeMs: number): { key: KeyWindow; directory: IssuerDirectory } {
+  if (pins.alarm) throw new KeyConsistencyError(`Issuance is stopped: ${pins.alarm.message} (seen ${new Date(pins.alarm.at).toISOString()}; "LLM-Tor: Reset Key Pins" resumes it once you trust the server again).`);
   const d = pins.directory;
   if (!d) throw new KeyConsistencyError('No issuer directory has been fetched over Tor yet; tokens are requested only under keys seen there.');
   if (now - d.fetchedAt > maxAgeMs) throw new KeyConsistencyError(`The issuer directory seen over Tor is older than ${Math.round(maxAgeMs / 3_600_000)} h; tokens wait for the next anonymous fetch.`);

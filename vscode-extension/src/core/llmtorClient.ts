@@ -185,9 +185,21 @@ export class LlmTorClient {
   async refreshDirectory(): Promise<IssuerDirectory> {
     const dir = parseIssuerDirectory(await this.redemption.directory());
     const mirror = this.o.directoryMirrorUrl ? parseIssuerDirectory(await new RedemptionApi(this.o.directoryMirrorUrl, this.o.tor).directory()) : undefined;
-    const pins = pinDirectory(await this.pins.get(), dir, this.now(), { ...(this.o.issuerName ? { configuredIssuerName: this.o.issuerName } : {}), ...(mirror ? { mirror } : {}) });
+    const current = await this.pins.get();
+    let pins: PinDoc;
+    try {
+      pins = pinDirectory(current, dir, this.now(), { ...(this.o.issuerName ? { configuredIssuerName: this.o.issuerName } : {}), ...(mirror ? { mirror } : {}) });
+    } catch (e) {
+      if (e instanceof KeyConsistencyError) await this.pins.set({ ...current, alarm: { message: e.message, at: this.now() } });
+      throw e;
+    }
     await this.pins.set(pins);
     return dir;
+  }
+
+  /** Forgets every pin and alarm (the user's explicit decision to trust the server's keys again). */
+  async resetPins(): Promise<void> {
+    await this.pins.clear();
   }
 
   async pinned(): Promise<PinDoc> {

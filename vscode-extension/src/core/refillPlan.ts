@@ -95,7 +95,8 @@ export function planRefill(now: number, rng: Rng, s: PoolState, p: RefillPolicy 
   if (s.lastDirectoryAt !== undefined && now - s.lastDirectoryAt < p.directoryGapMs) return { batch: 0, abuse: [], nextAt };
   let batch = s.total < p.lowWater + slack ? p.batchSize : 0;
   if (s.balance !== undefined) batch = Math.min(batch, Math.max(0, s.balance));
-  const hasCredit = s.total > 0 || (s.balance ?? 0) > 0;
+  // Unknown balance: maybe (the adapter reads it before asking for abuse tokens).
+  const hasCredit = s.total > 0 || s.balance === undefined || s.balance > 0;
   const abuse: ('permanent' | 'transient')[] = [];
   if (hasCredit) {
     if (s.permanent !== 'keep') abuse.push('permanent');

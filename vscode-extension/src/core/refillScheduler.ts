@@ -30,6 +30,7 @@ export class RefillScheduler {
   private refillTimer: unknown;
   private directoryTimer: unknown;
   private lastDirectoryAt: number | undefined;
+  private inFlight: Promise<unknown> = Promise.resolve();
   nextRefillAt: number | undefined;
   nextDirectoryAt: number | undefined;
   private readonly now: () => number;
@@ -84,13 +85,22 @@ export class RefillScheduler {
   private armRefill(at: number): void {
     this.clearTimer(this.refillTimer);
     this.nextRefillAt = at;
-    this.refillTimer = this.setTimer(() => void this.refillWake(), Math.max(0, at - this.now()));
+    this.refillTimer = this.setTimer(() => this.track(this.refillWake()), Math.max(0, at - this.now()));
   }
 
   private armDirectory(at: number): void {
     this.clearTimer(this.directoryTimer);
     this.nextDirectoryAt = at;
-    this.directoryTimer = this.setTimer(() => void this.directoryWake(), Math.max(0, at - this.now()));
+    this.directoryTimer = this.setTimer(() => this.track(this.directoryWake()), Math.max(0, at - this.now()));
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight = Promise.all([this.inFlight, p.catch(() => undefined)]);
+  }
+
+  /** Resolves when every step a timer started has finished (tests; shutdown). */
+  whenIdle(): Promise<void> {
+    return this.inFlight.then(() => undefined);
   }
 
   /** One directory fetch (a timer fired). */

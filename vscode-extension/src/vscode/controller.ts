@@ -345,6 +345,19 @@ export class Controller implements vscode.Disposable {
     );
   }
 
+  /** After a key-consistency alarm: forget pins and alarm, once the user decides to trust the server again. */
+  async resetKeyPins(): Promise<void> {
+    const ok = await vscode.window.showWarningMessage(
+      'Reset LLM-Tor key pins? Issuance stopped because the issuer directory looked like an attempt to single you out. Reset only if you know why it changed (e.g. the operator announced a key change).',
+      { modal: true },
+      'Reset',
+    );
+    if (ok !== 'Reset') return;
+    await this.client.resetPins();
+    this.error = undefined;
+    this.publish();
+  }
+
   async revokeTransient(): Promise<void> {
     await this.withBusy('Revoking the transient token…', async () => {
       await this.tor.ensureStarted();
