@@ -13,7 +13,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const base: PoolState = { total: 0, balance: 100, permanent: 'keep', transient: 'keep' };
+const base: PoolState = { total: 0, balance: 10_000, permanent: 'keep', transient: 'keep' };
 const T = Date.UTC(2026, 11, 1);
 
 describe('refill plan (pure)', () => {

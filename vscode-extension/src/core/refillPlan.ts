@@ -6,8 +6,9 @@
  * - The client wakes at random intervals (exponential, with a floor and a cap), not after a
  *   send: a send changes nothing about when the next wake is.
  * - At a wake it gets a FIXED batch of credit tokens if the pool is below a low-water mark
- *   plus a random slack drawn afresh at every wake; otherwise it does nothing. The amount
- *   never mirrors what was spent.
+ *   plus a random slack drawn afresh at every wake, or, with a small probability, as a cover
+ *   refill while the pool is below a cap; otherwise it does nothing. The amount never
+ *   mirrors what was spent.
  * - The anonymous directory fetch (key consistency) has its own random timer, and issuance
  *   waits if a directory fetch happened less than `directoryGapMs` ago.
  * - A revoked transient abuse token is replaced at a later wake, never within
@@ -22,6 +23,13 @@ export interface RefillPolicy {
   /** Refill when the pool holds fewer than lowWater + U(0, slackMax) tokens. */
   lowWater: number;
   slackMax: number;
+  /**
+   * Cover refills: at a wake above the low-water mark, still get a batch with this probability
+   * while the pool stays at or below maxPool. They make "a refill today" say little about
+   * today's use (docs/privacy.md, the simulation).
+   */
+  coverProb: number;
+  maxPool: number;
   /** Wake intervals: exponential with this mean, clamped to [min, max]. */
   meanIntervalMs: number;
   minIntervalMs: number;
@@ -37,9 +45,14 @@ export interface RefillPolicy {
 }
 
 export const DEFAULT_REFILL_POLICY: RefillPolicy = {
-  batchSize: 20,
-  lowWater: 10,
-  slackMax: 10,
+  // Big, rare batches and a wide random slack: in the simulation (test/sim) smaller batches
+  // let an operator match a day's issuances to a day's chats well above chance (batch 20:
+  // ~13 %, batch 100 with slack 40: ~4 %, this: ~3 %, against 2 % chance for 50 users).
+  batchSize: 150,
+  lowWater: 50,
+  slackMax: 100,
+  coverProb: 0,
+  maxPool: 400,
   meanIntervalMs: 3 * 3_600_000,
   minIntervalMs: 30 * 60_000,
   maxIntervalMs: 10 * 3_600_000,
@@ -93,7 +106,8 @@ export function planRefill(now: number, rng: Rng, s: PoolState, p: RefillPolicy 
   const nextAt = now + expClamped(rng, p.meanIntervalMs, p.minIntervalMs, p.maxIntervalMs);
   const slack = Math.floor(rng() * (p.slackMax + 1));
   if (s.lastDirectoryAt !== undefined && now - s.lastDirectoryAt < p.directoryGapMs) return { batch: 0, abuse: [], nextAt };
-  let batch = s.total < p.lowWater + slack ? p.batchSize : 0;
+  const cover = rng() < p.coverProb && s.total + p.batchSize <= p.maxPool;
+  let batch = s.total < p.lowWater + slack || cover ? p.batchSize : 0;
   if (s.balance !== undefined) batch = Math.min(batch, Math.max(0, s.balance));
   // Unknown balance: maybe (the adapter reads it before asking for abuse tokens).
   const hasCredit = s.total > 0 || s.balance === undefined || s.balance > 0;
