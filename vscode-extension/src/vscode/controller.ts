@@ -11,7 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { ServerError } from '../core/apiErrors.js';
-import { ChatHistory } from '../core/history.js';
+import { ChatHistory, MemoryKeyValueStore } from '../core/history.js';
+import { HISTORY_KEY_SECRET, HistoryCipher } from '../core/historyCipher.js';
 import { ChallengeRefusedError, LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
 import { RefillScheduler } from '../core/refillScheduler.js';
 import { DEFAULT_REFILL_POLICY, type RefillPolicy } from '../core/refillPlan.js';
@@ -48,14 +49,15 @@ export type FromWebview =
   | { type: 'dismissKey' }
   | { type: 'dismissError' }
   | { type: 'copy'; text: string }
-  | { type: 'insert'; text: string };
+  | { type: 'insert'; text: string }
+  | { type: 'openLink'; text: string };
 
 export type ToWebview = { type: 'state'; state: UiState } | { type: 'delta'; id: string; text: string } | { type: 'context'; text: string };
 
 export class Controller implements vscode.Disposable {
   client!: LlmTorClient;
   private wallet!: Wallet;
-  readonly history: ChatHistory;
+  history: ChatHistory;
   private balance: number | undefined;
   private signedIn = false;
   private counts: WalletCounts = { total: 0, ready: 0, nextReadyAt: undefined };
@@ -80,8 +82,8 @@ export class Controller implements vscode.Disposable {
     private readonly ctx: vscode.ExtensionContext,
     readonly tor: TorManager,
   ) {
-    const persist = vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true);
-    this.history = new ChatHistory(ctx.globalState, persist);
+    // In memory until start() has the history key from SecretStorage (historyCipher.ts).
+    this.history = new ChatHistory(new MemoryKeyValueStore(), false);
     this.buildClient();
     this.disposables.push(
       tor.onDidChange(() => this.publish()),
@@ -147,6 +149,8 @@ export class Controller implements vscode.Disposable {
    * Tor. No identity call: the balance and the refill schedule wait for an explicit action.
    */
   async start(): Promise<void> {
+    const persist = vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true);
+    this.history = new ChatHistory(this.ctx.globalState, persist, Date.now, await HistoryCipher.fromSecrets(this.ctx.secrets));
     this.signedIn = !!(await this.client.accountKey());
     await this.updateCounts();
     this.publish();
@@ -285,13 +289,22 @@ export class Controller implements vscode.Disposable {
   }
 
   async signOut(): Promise<void> {
+    const keep = 'Sign out, keep chat history';
+    const wipe = 'Sign out and delete chat history';
     const ok = await vscode.window.showWarningMessage(
-      'Sign out of LLM-Tor? The account key and every unused token are removed from this machine. Keep your account key to sign in again; unused tokens are lost.',
+      'Sign out of LLM-Tor? The account key and every unused token are removed from this machine. Keep your account key to sign in again; unused tokens are lost. Your chat history (encrypted on this machine) can be deleted too.',
       { modal: true },
-      'Sign out',
+      keep,
+      wipe,
     );
-    if (ok !== 'Sign out') return;
+    if (ok !== keep && ok !== wipe) return;
     await this.client.signOut();
+    if (ok === wipe) {
+      await this.history.clear();
+      // Without the key, any copy of the encrypted history (backups, synced profiles) is unreadable.
+      await this.ctx.secrets.delete(HISTORY_KEY_SECRET);
+      this.history = new ChatHistory(this.ctx.globalState, vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true), Date.now, await HistoryCipher.fromSecrets(this.ctx.secrets));
+    }
     this.signedIn = false;
     this.balance = undefined;
     this.accountKeyOnce = undefined;
@@ -541,6 +554,24 @@ export class Controller implements vscode.Disposable {
     });
   }
 
+  /** A link in an answer opens in the browser, outside Tor: say so and ask first. */
+  async openLink(url: string): Promise<void> {
+    let parsed: vscode.Uri;
+    try {
+      if (!/^(https?:|mailto:)/i.test(url)) return;
+      parsed = vscode.Uri.parse(url, true);
+    } catch {
+      return;
+    }
+    const open = 'Open outside Tor';
+    const ok = await vscode.window.showWarningMessage(
+      `This link opens in your browser over the normal network, NOT over Tor: the site (and your network) sees your IP address, and the link itself may identify this chat.\n\n${url}`,
+      { modal: true },
+      open,
+    );
+    if (ok === open) await vscode.env.openExternal(parsed);
+  }
+
   async clearHistory(): Promise<void> {
     await this.history.clear();
     this.publish();
@@ -592,6 +623,8 @@ export class Controller implements vscode.Disposable {
         return;
       case 'insert':
         return this.insertAtCursor(m.text);
+      case 'openLink':
+        return this.openLink(m.text);
     }
   }
 
