@@ -23,6 +23,8 @@ await build({
   logLevel: 'warning',
   // socks → ip-address etc. are plain CommonJS; the protocol package is ESM: esbuild converts.
   mainFields: ['module', 'main'],
+  // `debug` (via socks-proxy-agent) prints SOCKS targets (.onion hosts) when DEBUG is set: never bundle it.
+  alias: { debug: `${here}src/vscode/noDebug.ts` },
 });
 
 await build({

@@ -89,6 +89,47 @@ export function decodeTokenChallenge(b: Uint8Array): TokenChallenge {
   return { tokenType, issuerName, redemptionContext, originInfo };
 }
 
+/**
+ * The one challenge a client makes tokens for (credit and both abuse tokens): derived by the
+ * client itself, never learned from the server. `issuerName` comes from the client's
+ * configuration or from the "issuer-name" of the directory it fetched anonymously at a
+ * pinned URL. Anything the server chooses per client (a redemption context, origin info, a
+ * different name) would tag that client's tokens, so it is not an input here.
+ */
+export function pinnedChallenge(issuerName: string): TokenChallenge {
+  const name = issuerName.trim();
+  if (!isIssuerName(name)) throw new ProtocolError('malformed', 'issuer name must be 1..255 printable ASCII characters without spaces or commas');
+  return defaultChallenge(name);
+}
+
+/** An issuer name a client accepts: printable ASCII, no space or comma (RFC 9577 names a host). */
+export function isIssuerName(v: unknown): v is string {
+  return typeof v === 'string' && /^[\x21-\x2b\x2d-\x7e]{1,255}$/.test(v);
+}
+
+/**
+ * Why an offered TokenChallenge (e.g. from a 401's WWW-Authenticate) differs from the pinned
+ * one, or undefined if it is byte-for-byte the pinned one. A client refuses to make or spend
+ * tokens for any other challenge.
+ */
+export function challengeDeviation(offered: Uint8Array, issuerName: string): string | undefined {
+  const pinned = encodeTokenChallenge(pinnedChallenge(issuerName));
+  if (offered.length === pinned.length && offered.every((b, i) => b === pinned[i])) return undefined;
+  let c: TokenChallenge;
+  try {
+    c = decodeTokenChallenge(offered);
+  } catch (e) {
+    return `it is not a valid TokenChallenge (${(e as Error).message})`;
+  }
+  const why: string[] = [];
+  if (c.tokenType !== TOKEN_TYPE_BLIND_RSA) why.push(`token type 0x${c.tokenType.toString(16).padStart(4, '0')} instead of 0x0002`);
+  const name = new TextDecoder().decode(c.issuerName);
+  if (name !== issuerName.trim()) why.push(`issuer name ${JSON.stringify(name)} instead of ${JSON.stringify(issuerName.trim())}`);
+  if (c.redemptionContext.length > 0) why.push('a per-request redemption context');
+  if (c.originInfo.length > 0) why.push('origin info');
+  return why.length > 0 ? why.join(', ') : 'it differs from the pinned challenge';
+}
+
 /** challenge_digest = SHA-256(TokenChallenge). */
 export function challengeDigest(challenge: TokenChallenge | Uint8Array): Uint8Array {
   const bytes = challenge instanceof Uint8Array ? challenge : encodeTokenChallenge(challenge);

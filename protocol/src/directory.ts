@@ -5,13 +5,34 @@
  * "token-key" (base64url RSASSA-PSS SPKI), "not-before" }]. LLM-Tor adds, per
  * key and beside the standard ones: "purpose" (credit | permanent | transient),
  * "epoch" ("YYYY-MM", transient keys), "issuance-not-after" and
- * "redemption-not-after" (Unix seconds). Parsing ignores unknown fields and
+ * "redemption-not-after" (Unix seconds); and at the top level "issuer-name", the issuer
+ * name of the TokenChallenge clients make tokens for (see `pinnedChallenge`). Parsing ignores unknown fields and
  * skips keys of token types it does not know, so newer issuers stay readable.
  */
 import { fromBase64Url } from './bytes.js';
 import { TOKEN_TYPE_BLIND_RSA } from './constants.js';
+import { isIssuerName } from './challenge.js';
 import { ProtocolError } from './errors.js';
 import { isEpoch, isKeyPurpose, type KeyPurpose } from './keyPurpose.js';
+
+/**
+ * The most keys a directory may list per purpose (docs/protocol.md "Key consistency").
+ * Each key is a set users can be sorted into, so a client refuses a directory with more.
+ * The operator's default policy lists at most 3 credit keys at once (the previous one in its
+ * redemption grace, the current one, its successor published ahead) and 2 permanent and 2
+ * transient keys (old and new around a turn); one more per purpose covers a forced rotation.
+ */
+export const MAX_KEYS_PER_PURPOSE: Readonly<Record<KeyPurpose, number>> = { credit: 4, permanent: 3, transient: 3 };
+
+/** Why a directory breaks the per-purpose bound, or undefined. Keys without a purpose count as credit keys. */
+export function directoryBoundViolation(dir: IssuerDirectory): string | undefined {
+  const counts: Record<KeyPurpose, number> = { credit: 0, permanent: 0, transient: 0 };
+  for (const k of dir['token-keys']) counts[k.purpose ?? 'credit']++;
+  for (const p of Object.keys(counts) as KeyPurpose[]) {
+    if (counts[p] > MAX_KEYS_PER_PURPOSE[p]) return `the directory lists ${counts[p]} ${p} keys; at most ${MAX_KEYS_PER_PURPOSE[p]} are allowed`;
+  }
+  return undefined;
+}
 
 export interface DirectoryKey {
   'token-type': number;
@@ -25,6 +46,8 @@ export interface DirectoryKey {
 
 export interface IssuerDirectory {
   'issuer-request-uri': string;
+  /** LLM-Tor: the issuer name of the TokenChallenge (clients pin it). */
+  'issuer-name'?: string;
   'token-keys': DirectoryKey[];
 }
 
@@ -74,5 +97,11 @@ export function parseIssuerDirectory(input: unknown): IssuerDirectory {
     }
     out.push(key);
   });
-  return { 'issuer-request-uri': uri, 'token-keys': out };
+  const dir: IssuerDirectory = { 'issuer-request-uri': uri, 'token-keys': out };
+  const name = o['issuer-name'];
+  if (name !== undefined) {
+    if (!isIssuerName(name)) throw new ProtocolError('malformed', 'issuer directory: "issuer-name" must be 1..255 printable ASCII characters without spaces or commas');
+    dir['issuer-name'] = name;
+  }
+  return dir;
 }

@@ -95,7 +95,8 @@ export class Keyring {
     return [...seen].filter(([, n]) => n > 1).map(([t]) => t);
   }
 
-  directory(issuerRequestUri: string, now: number): IssuerDirectory {
+  /** The public directory; `issuerName` (the TokenChallenge's) is published for clients to pin. */
+  directory(issuerRequestUri: string, now: number, issuerName?: string): IssuerDirectory {
     const keys: DirectoryKey[] = this.all()
       .filter((e) => now < e.redemptionEnd)
       .sort((a, b) => b.notBefore - a.notBefore)
@@ -111,6 +112,8 @@ export class Keyring {
         if (e.meta.epoch) k.epoch = e.meta.epoch;
         return k;
       });
-    return { 'issuer-request-uri': issuerRequestUri, 'token-keys': keys };
+    const dir: IssuerDirectory = { 'issuer-request-uri': issuerRequestUri, 'token-keys': keys };
+    if (issuerName !== undefined) dir['issuer-name'] = issuerName;
+    return dir;
   }
 }

@@ -26,6 +26,8 @@ export interface AppOptions {
   keyring: () => Keyring;
   now: () => number;
   issuerRequestUri: string;
+  /** Published in the directory: clients derive the TokenChallenge from it (and pin it). */
+  issuerName?: string;
   directoryMaxAgeSeconds: number;
   trustProxy: boolean;
   /** Beyond the modules' own ready(): Redis connections, keys loaded. */
@@ -71,7 +73,7 @@ export function createApp(o: AppOptions): Koa {
   });
 
   router.get(ISSUER_DIRECTORY_PATH, (ctx) => {
-    const body = JSON.stringify(o.keyring().directory(o.issuerRequestUri, o.now()));
+    const body = JSON.stringify(o.keyring().directory(o.issuerRequestUri, o.now(), o.issuerName));
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     ctx.set('ETag', etag);
     ctx.set('Cache-Control', `public, max-age=${o.directoryMaxAgeSeconds}`);

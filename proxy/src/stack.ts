@@ -173,6 +173,7 @@ export async function buildProxy(config: ProxyConfig, o: ProxyOverrides = {}): P
     keyring: () => keys.keyring(),
     now,
     issuerRequestUri: issuerRequestUri(config),
+    issuerName: config.issuerName,
     directoryMaxAgeSeconds: config.directoryMaxAgeSeconds,
     trustProxy: config.trustProxy,
     checks,

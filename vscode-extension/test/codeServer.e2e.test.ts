@@ -67,7 +67,9 @@ describe('VS Code (code-server) end to end over Tor', function () {
         'llmtor.tor.source': 'socks',
         'llmtor.tor.socksHost': '127.0.0.1',
         'llmtor.tor.socksPort': tor.socksPort,
-        'llmtor.wallet.poolSize': 3,
+        'llmtor.wallet.batchSize': 3,
+        // The directory is fetched on "Get tokens", the tokens 1–2 s later (900 s by default).
+        'llmtor.wallet.directoryGapSeconds': 1,
         'llmtor.wallet.minAgeSeconds': 0,
         'llmtor.wallet.jitterSeconds': 0,
       },

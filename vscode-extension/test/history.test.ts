@@ -43,3 +43,37 @@ describe('chat history (local only)', () => {
     assert.equal(h.list().length, 2);
   });
 });
+
+describe('chat history encrypted at rest', () => {
+  it('stores AES-256-GCM ciphertext under a key in the secret store; without the key nothing is readable', async () => {
+    const { HistoryCipher, HISTORY_KEY_SECRET } = await import('../src/core/historyCipher.js');
+    const { MemorySecretStore } = await import('../src/core/wallet.js');
+    const secrets = new MemorySecretStore();
+    const store = new MemoryKeyValueStore();
+    const h = new ChatHistory(store, true, Date.now, await HistoryCipher.fromSecrets(secrets));
+    h.add({ role: 'user', content: 'a private question' });
+    await new Promise((r) => setImmediate(r));
+    const raw = store.get<unknown>('llmtor.history.v1');
+    assert.equal(typeof raw, 'string');
+    assert.ok(!String(raw).includes('private'), 'no plain text at rest');
+    const again = new ChatHistory(store, true, Date.now, await HistoryCipher.fromSecrets(secrets));
+    assert.equal(again.current().messages[0]?.content, 'a private question');
+    // Sign-out with "delete history" deletes the key: a copy of the stored value is useless.
+    await secrets.delete(HISTORY_KEY_SECRET);
+    const after = new ChatHistory(store, true, Date.now, await HistoryCipher.fromSecrets(secrets));
+    assert.equal(after.list().filter((c) => c.messages.length > 0).length, 0);
+  });
+
+  it('encrypts a history an older version stored in plain text', async () => {
+    const { HistoryCipher } = await import('../src/core/historyCipher.js');
+    const { MemorySecretStore } = await import('../src/core/wallet.js');
+    const store = new MemoryKeyValueStore();
+    const plain = new ChatHistory(store, true);
+    plain.add({ role: 'user', content: 'old plain text' });
+    await new Promise((r) => setImmediate(r));
+    const h = new ChatHistory(store, true, Date.now, await HistoryCipher.fromSecrets(new MemorySecretStore()));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(h.current().messages[0]?.content, 'old plain text');
+    assert.ok(!String(store.get<unknown>('llmtor.history.v1')).includes('old plain'));
+  });
+});

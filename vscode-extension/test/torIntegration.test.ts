@@ -57,8 +57,14 @@ describe('client over a real Tor network to the real proxy', function () {
       tor: torTransport(socks),
       wallet: new Wallet(secrets, { minAgeMs: 0, jitterMs: 0 }),
       secrets,
-      poolSize: 4,
+      batchSize: 4,
     });
+  }
+
+  /** What the refill schedule does at two unrelated random times: pin the directory over Tor, later get tokens. */
+  async function refill(c: LlmTorClient) {
+    await c.refreshDirectory();
+    return c.refill();
   }
 
   async function grant(c: LlmTorClient, credits: number): Promise<void> {
@@ -85,7 +91,7 @@ describe('client over a real Tor network to the real proxy', function () {
     const c = client(`http://127.0.0.1:${stack.proxy.port}`);
     await c.createAccount();
     await grant(c, 10);
-    const r = await c.refill();
+    const r = await refill(c);
     assert.equal(r.issued, 4);
     const held = await c.wallet.abuseTokens();
     assert.ok(held.permanent && held.transient, 'both abuse tokens obtained');
@@ -106,7 +112,7 @@ describe('client over a real Tor network to the real proxy', function () {
     const c = client(`http://${onion}`);
     await c.createAccount();
     await grant(c, 5);
-    await c.refill();
+    await refill(c);
     const { result, circuit, newPeers } = await chatAndTrace(c, /\.onion:80$/);
     assert.ok(result.content.length > 0);
     assert.equal(circuit.target, `${onion}:80`);
@@ -118,7 +124,7 @@ describe('client over a real Tor network to the real proxy', function () {
     const c = client(`http://127.0.0.1:${stack.proxy.port}`);
     await c.createAccount();
     await grant(c, 6);
-    await c.refill();
+    await refill(c);
     const watcher = await net.watchStreams();
     try {
       const model = (await c.models(true))[0]!.id;
@@ -138,9 +144,12 @@ describe('client over a real Tor network to the real proxy', function () {
     const c = client(`http://${onion}`);
     await c.createAccount();
     await grant(c, 3);
-    await c.refill();
+    await refill(c);
     const old = (await c.wallet.abuseTokens()).transient!;
     await c.revokeTransient();
+    assert.equal((await c.wallet.abuseTokens()).transient, undefined, 'no new token right after the revocation');
+    // A later scheduled refill gets the new one (refillPlan.ts keeps the gap).
+    await c.issueAbuse(['transient']);
     const fresh = (await c.wallet.abuseTokens()).transient!;
     assert.notEqual(fresh.token, old.token);
     const model = (await c.models(true))[0]!.id;
@@ -158,7 +167,7 @@ describe('client over a real Tor network to the real proxy', function () {
     const good = client(`http://127.0.0.1:${stack.proxy.port}`, undefined, secrets);
     await good.createAccount();
     await grant(good, 3);
-    await good.refill();
+    await refill(good);
     const model = (await good.models(true))[0]!.id;
     const count = (await good.wallet.counts()).total;
     // Same account and wallet, but Tor is gone.
@@ -186,7 +195,7 @@ describe('client over a real Tor network to the real proxy', function () {
       const c = client(`http://127.0.0.1:${stack.proxy.port}`, () => socks);
       await c.createAccount();
       await grant(c, 2);
-      await c.refill();
+      await refill(c);
       const before = peers.length;
       const r = await c.send((await c.models(true))[0]!.id, [{ role: 'user', content: 'via the supervised tor' }]);
       assert.ok(r.content.length > 0);

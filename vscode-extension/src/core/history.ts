@@ -1,8 +1,10 @@
 /**
  * Chat history, kept only on this machine (VS Code's globalState, or memory when the user
- * turned history off). Pure: the storage is passed in.
+ * turned history off), encrypted at rest when a cipher is given (historyCipher.ts). Pure:
+ * the storage and the cipher are passed in.
  */
 import { randomUUID } from 'node:crypto';
+import { HistoryCipher } from './historyCipher.js';
 import type { ChatMessage } from './uiState.js';
 
 export interface StoredMessage extends ChatMessage {
@@ -43,9 +45,26 @@ export class ChatHistory {
     private store: KeyValueStore,
     private persist: boolean,
     private readonly now: () => number = Date.now,
+    private readonly cipher?: HistoryCipher,
   ) {
-    this.conversations = persist ? (store.get<Conversation[]>(KEY) ?? []).filter(isConversation) : [];
+    this.conversations = persist ? this.read() : [];
     this.currentId = this.conversations[0]?.id ?? this.newConversation(false).id;
+    // A history stored in plain text by an older version is encrypted now.
+    if (persist && cipher && Array.isArray(store.get<unknown>(KEY))) void this.save();
+  }
+
+  private read(): Conversation[] {
+    const raw = this.store.get<unknown>(KEY);
+    let list: unknown = raw;
+    if (HistoryCipher.isSealed(raw)) {
+      if (!this.cipher) return [];
+      try {
+        list = this.cipher.open(raw);
+      } catch {
+        return []; // the key is gone (deleted at sign-out): the stored history is unreadable
+      }
+    }
+    return Array.isArray(list) ? list.filter(isConversation) : [];
   }
 
   /** Turning history off deletes what was stored; turning it on starts storing from now. */
@@ -128,7 +147,8 @@ export class ChatHistory {
 
   private async save(): Promise<void> {
     if (!this.persist) return;
-    await this.store.update(KEY, this.conversations.filter((c) => c.messages.length > 0));
+    const kept = this.conversations.filter((c) => c.messages.length > 0);
+    await this.store.update(KEY, this.cipher ? this.cipher.seal(kept) : kept);
   }
 }
 

@@ -7,16 +7,29 @@
  *   identity  (account key)  → IdentityApi over the issuance transport (clearnet or Tor)
  *   anonymous (tokens)       → RedemptionApi over Tor only, a fresh circuit per request
  */
-import { challengeDigest, decodeTokenChallenge, defaultChallenge, fromBase64Url, parseIssuerDirectory, type IssuerDirectory } from '@llmtor/protocol';
+import { challengeDeviation, challengeDigest, fromBase64Url, parseIssuerDirectory, parseWwwAuthenticate, pinnedChallenge, type IssuerDirectory } from '@llmtor/protocol';
 import { ServerError } from './apiErrors.js';
-import { permanentAction, pickIssuingKey, transientAction } from './epoch.js';
-import { checkKeyConsistency } from './keyConsistency.js';
+import { permanentAction, pickIssuingKey, transientAction, type AbuseTokenAction } from './epoch.js';
+import { checkKeyConsistency, KeyConsistencyError, pinDirectory, type PinDoc } from './keyConsistency.js';
 import { IdentityApi, normalizeAccountKey, type AccountInfo, type CreditPack } from './identityApi.js';
+import { PinStore } from './pinStore.js';
 import { creditsFor, RedemptionApi, type ChatMessage, type ChatResult, type ModelInfo } from './redemptionApi.js';
 import { TokenIssuer, type IssueResult } from './tokenIssuer.js';
 import { TorTransportError } from './torTransport.js';
 import type { TorTransport, Transport } from './transport.js';
 import { NoReadyTokensError, type CreditToken, type SecretStore, type Wallet } from './wallet.js';
+
+/**
+ * The server offered (or the client was about to use) a TokenChallenge other than the one
+ * the client derives itself. Tokens for it could carry a per-user tag: nothing is made or
+ * spent for it.
+ */
+export class ChallengeRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChallengeRefusedError';
+  }
+}
 
 export const ACCOUNT_SECRET_KEY = 'llmtor.accountKey';
 
@@ -31,10 +44,17 @@ export interface LlmTorClientOptions {
   tor: TorTransport;
   wallet: Wallet;
   secrets: SecretStore;
-  /** Issuer name of the TokenChallenge; empty → learned from the server's 401 challenge over Tor. */
+  /**
+   * Issuer name of the TokenChallenge. Empty → the "issuer-name" of the directory fetched
+   * anonymously over Tor from the redemption URL, pinned on first sight. Never from a 401.
+   */
   issuerName?: string;
-  /** Wallet size to keep (credit tokens). */
-  poolSize: number;
+  /** Credit tokens per issuance (a fixed batch; refillPlan.ts). */
+  batchSize: number;
+  /** Where the pins are kept (default: beside the wallet, in `secrets`). */
+  pins?: PinStore;
+  /** A second vantage point: a mirror of the directory (fetched over its own Tor circuit) that must agree. */
+  directoryMirrorUrl?: string;
   now?: () => number;
   /** Retries of a chat request after a retryable failure (same tokens, same bytes, new circuit). */
   chatRetries?: number;
@@ -64,7 +84,7 @@ export class LlmTorClient {
   readonly wallet: Wallet;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private digest: Uint8Array | undefined;
+  readonly pins: PinStore;
   private modelCache: { at: number; models: ModelInfo[] } | undefined;
   private refilling: Promise<IssueResult> | undefined;
 
@@ -74,14 +94,19 @@ export class LlmTorClient {
     this.identity = new IdentityApi(o.issuerUrl, o.issuance);
     this.redemption = new RedemptionApi(o.redemptionUrl, o.tor);
     this.wallet = o.wallet;
+    this.pins = o.pins ?? new PinStore(o.secrets);
     this.issuer = new TokenIssuer({
       identity: this.identity,
-      redemption: this.redemption,
       wallet: o.wallet,
       accountKey: () => this.requireAccountKey(),
       challengeDigest: () => this.challengeDigest(),
+      pins: () => this.pins.get(),
       now: this.now,
     });
+  }
+
+  get batchSize(): number {
+    return this.o.batchSize;
   }
 
   // ---- account -------------------------------------------------------------------------
@@ -139,58 +164,90 @@ export class LlmTorClient {
     return models;
   }
 
-  /** SHA-256 of the TokenChallenge every token is made for. */
+  /** The issuer name the challenge is derived from: configured, else pinned from the anonymous directory. */
+  async issuerName(): Promise<string> {
+    if (this.o.issuerName) return this.o.issuerName;
+    const pinned = (await this.pins.get()).issuerName;
+    if (pinned) return pinned;
+    throw new ChallengeRefusedError('No issuer name yet: it comes from the issuer directory fetched over Tor (not published by this server?). Set "llmtor.issuerName" to the name your server documents.');
+  }
+
+  /** SHA-256 of the client's own TokenChallenge (token type 0x0002, issuer name, no context, no origin). */
   async challengeDigest(): Promise<Uint8Array> {
-    if (this.digest) return this.digest;
-    if (this.o.issuerName) {
-      this.digest = challengeDigest(defaultChallenge(this.o.issuerName));
-    } else {
-      const model = (await this.models())[0];
-      if (!model) throw new Error('the server lists no models');
-      const c = await this.redemption.challenge(model.id);
-      decodeTokenChallenge(c.challenge); // validates the structure before we trust it
-      this.digest = challengeDigest(c.challenge);
+    return challengeDigest(pinnedChallenge(await this.issuerName()));
+  }
+
+  /**
+   * Fetches the issuer directory anonymously (a fresh Tor circuit, at a time the refill
+   * schedule picks at random) and pins it; tokens are later issued under its current keys
+   * only. Throws KeyConsistencyError (nothing pinned) on any alarm.
+   */
+  async refreshDirectory(): Promise<IssuerDirectory> {
+    const dir = parseIssuerDirectory(await this.redemption.directory());
+    const mirror = this.o.directoryMirrorUrl ? parseIssuerDirectory(await new RedemptionApi(this.o.directoryMirrorUrl, this.o.tor).directory()) : undefined;
+    const current = await this.pins.get();
+    let pins: PinDoc;
+    try {
+      pins = pinDirectory(current, dir, this.now(), { ...(this.o.issuerName ? { configuredIssuerName: this.o.issuerName } : {}), ...(mirror ? { mirror } : {}) });
+    } catch (e) {
+      if (e instanceof KeyConsistencyError) await this.pins.set({ ...current, alarm: { message: e.message, at: this.now() } });
+      throw e;
     }
-    return this.digest;
+    await this.pins.set(pins);
+    return dir;
+  }
+
+  /** Forgets every pin and alarm (the user's explicit decision to trust the server's keys again). */
+  async resetPins(): Promise<void> {
+    await this.pins.clear();
+  }
+
+  async pinned(): Promise<PinDoc> {
+    return this.pins.get();
   }
 
   // ---- wallet upkeep --------------------------------------------------------------------
 
-  /**
-   * Makes sure both abuse tokens are held and current (obtains them, renews the transient
-   * one at the monthly epoch). Returns what was done.
-   */
-  async ensureAbuseTokens(directory?: IssuerDirectory): Promise<{ permanent: string; transient: string }> {
-    const dir = directory ?? (await this.issuer.issuerDirectory());
+  /** What to do about each abuse token now (from the pinned directory). */
+  async abuseActions(): Promise<{ permanent: AbuseTokenAction; transient: AbuseTokenAction }> {
     const held = await this.wallet.abuseTokens();
     const now = this.now();
-    const p = permanentAction(held.permanent, now);
-    if (p !== 'keep') await this.issuer.issue('permanent', 1, dir);
-    const t = transientAction(held.transient, now, pickIssuingKey(dir, 'transient', now) !== undefined);
-    if (t !== 'keep') await this.issuer.issue('transient', 1, dir);
-    return { permanent: p, transient: t };
+    const dir = (await this.pins.get()).directory?.doc;
+    return { permanent: permanentAction(held.permanent, now), transient: transientAction(held.transient, now, dir ? pickIssuingKey(dir, 'transient', now) !== undefined : false) };
+  }
+
+  /** Gets the named abuse tokens (at a scheduled refill, or on the user's explicit request). */
+  async issueAbuse(which: readonly ('permanent' | 'transient')[]): Promise<void> {
+    for (const p of which) await this.issuer.issue(p, 1);
+  }
+
+  /** Makes sure both abuse tokens are held and current. */
+  async ensureAbuseTokens(): Promise<{ permanent: AbuseTokenAction; transient: AbuseTokenAction }> {
+    const a = await this.abuseActions();
+    await this.issueAbuse([...(a.permanent !== 'keep' ? ['permanent' as const] : []), ...(a.transient !== 'keep' ? ['transient' as const] : [])]);
+    return a;
   }
 
   /**
-   * Tops the wallet up to `poolSize` credit tokens (bounded by the balance). Concurrent
-   * calls share one run.
+   * Gets one fixed batch of credit tokens (bounded by the balance), plus missing abuse tokens
+   * when the account has credit. Needs a pinned directory (refreshDirectory, at another
+   * time). Called by the refill schedule, or by the user's explicit "Get tokens now".
+   * Concurrent calls share one run.
    */
-  refill(): Promise<IssueResult> {
+  refill(opts: { batch?: number; abuse?: boolean; balance?: number } = {}): Promise<IssueResult> {
     if (this.refilling) return this.refilling;
     const run = (async () => {
       const total: IssueResult = { issued: 0, refused: 0 };
       const resumed = await this.issuer.resumePending();
       total.issued += resumed.issued;
       await this.wallet.dropExpired();
-      const dir = await this.issuer.issuerDirectory();
-      await this.ensureAbuseTokens(dir);
+      const balance = opts.balance ?? (await this.account()).balance;
       const { total: have } = await this.wallet.counts();
-      const want = this.o.poolSize - have;
-      if (want <= 0) return total;
-      const { balance } = await this.account();
-      const n = Math.min(want, balance);
+      // Abuse tokens only for an account with credit to spend (a pseudonym must cost something).
+      if (opts.abuse !== false && (balance > 0 || have > 0)) await this.ensureAbuseTokens();
+      const n = Math.min(opts.batch ?? this.o.batchSize, balance);
       if (n <= 0) return total;
-      const r = await this.issuer.issue('credit', n, dir);
+      const r = await this.issuer.issue('credit', n);
       total.issued += r.issued;
       total.refused += r.refused;
       return total;
@@ -202,14 +259,17 @@ export class LlmTorClient {
     return run;
   }
 
-  /** Revokes the current transient abuse token over Tor and obtains a new one. */
+  /**
+   * Revokes the current transient abuse token over Tor. No new one is requested now: the
+   * refill schedule gets it at a later random wake, at least RefillPolicy.revokeGapMs later
+   * and on another circuit, so the identity side cannot tie the revoked token to the account
+   * by timing (docs/privacy.md).
+   */
   async revokeTransient(): Promise<void> {
     const held = (await this.wallet.abuseTokens()).transient;
-    if (held) {
-      await this.redemption.revokeTransient(fromBase64Url(held.token, 'transient'));
-      await this.wallet.clearAbuseToken('transient');
-    }
-    await this.issuer.issue('transient', 1);
+    if (!held) return;
+    await this.redemption.revokeTransient(fromBase64Url(held.token, 'transient'));
+    await this.wallet.revokedTransient(this.now());
   }
 
   // ---- chat -----------------------------------------------------------------------------
@@ -245,6 +305,7 @@ export class LlmTorClient {
         const r = await this.redemption.chat(body, raw, abuse, { onDelta, ...(opts.signal ? { signal: opts.signal } : {}) });
         return { ...r, credits };
       } catch (e) {
+        await this.refuseForeignChallenge(e, tokens);
         const outcome = this.classify(e, produced);
         if (outcome === 'retry' && attempt < (this.o.chatRetries ?? 2) && !opts.signal?.aborted) {
           attempt++;
@@ -277,15 +338,37 @@ export class LlmTorClient {
     return 'retry';
   }
 
+  /**
+   * A 401 may carry a WWW-Authenticate challenge. The client never learns a challenge from
+   * it: if it differs from the pinned one (another name, a redemption context, origin info)
+   * the tokens go back and the user is told; otherwise the 401 is an ordinary error.
+   */
+  private async refuseForeignChallenge(e: unknown, tokens: CreditToken[]): Promise<void> {
+    if (!(e instanceof ServerError) || e.status !== 401) return;
+    const www = e.headers['www-authenticate'];
+    if (typeof www !== 'string' || !/PrivateToken/i.test(www)) return;
+    let offered: Uint8Array;
+    try {
+      offered = parseWwwAuthenticate(www).challenge;
+    } catch {
+      return;
+    }
+    const why = challengeDeviation(offered, await this.issuerName());
+    if (why === undefined) return;
+    await this.wallet.putBack(tokens);
+    throw new ChallengeRefusedError(`Refused the server's token challenge: ${why}. This client makes tokens only for its own challenge (issuer ${JSON.stringify(await this.issuerName())}, no context, no origin); a challenge chosen per request could tie your chats to your account. Nothing was sent for it.`);
+  }
+
   private async abuseCredentials(): Promise<{ permanent: Uint8Array; transient: Uint8Array } | undefined> {
     const held = await this.wallet.abuseTokens();
     if (!held.permanent || !held.transient) return undefined;
     return { permanent: fromBase64Url(held.permanent.token, 'permanent'), transient: fromBase64Url(held.transient.token, 'transient') };
   }
 
-  /** Checks the key of tokens already in the wallet against the public directory (over Tor). */
+  /** Checks the keys of the abuse tokens held against the pinned directory (fetched over Tor). */
   async verifyWalletKeys(): Promise<void> {
-    const dir = parseIssuerDirectory(await this.redemption.directory());
+    const dir = (await this.pins.get()).directory?.doc;
+    if (!dir) throw new KeyConsistencyError('No issuer directory has been fetched over Tor yet.');
     const held = await this.wallet.abuseTokens();
     for (const t of [held.permanent, held.transient]) if (t) checkKeyConsistency({ tokenKey: t.tokenKey, purpose: t.purpose, ...(t.epoch ? { epoch: t.epoch } : {}) }, dir);
   }

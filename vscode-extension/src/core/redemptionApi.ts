@@ -7,7 +7,7 @@
  * Nothing here sends anything identifying: no account key, no client name beyond a generic
  * User-Agent, no `user` field.
  */
-import { formatAuthorization, parseWwwAuthenticate, toBase64Url, type PrivateTokenChallengeHeader } from '@llmtor/protocol';
+import { formatAuthorization, toBase64Url } from '@llmtor/protocol';
 import { z } from 'zod';
 import { readJson, serverError, ServerError } from './apiErrors.js';
 import { SseParser } from './sse.js';
@@ -100,22 +100,6 @@ export class RedemptionApi {
       headers: { accept: 'application/private-token-issuer-directory, application/json', 'user-agent': GENERIC_USER_AGENT },
     });
     return readJson(res, 'fetching the issuer directory over Tor');
-  }
-
-  /**
-   * The server's PrivateToken challenge (issuer name and current credit key), learned from
-   * the 401 a token-less request gets. Nothing is spent: the request carries no token.
-   */
-  async challenge(model: string): Promise<PrivateTokenChallengeHeader> {
-    const res = await this.tor.request(this.url('/v1/chat/completions'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': GENERIC_USER_AGENT },
-      body: JSON.stringify({ model, messages: [{ role: 'user', content: '.' }] }),
-    });
-    const www = res.headers['www-authenticate'];
-    await readAll(res.body, 64 * 1024).catch(() => undefined);
-    if (res.status !== 401 || typeof www !== 'string') throw new ServerError(res.status, 'no_challenge', `expected a 401 with a PrivateToken challenge from ${this.url('/v1/chat/completions')}, got HTTP ${res.status}`);
-    return parseWwwAuthenticate(www);
   }
 
   /**

@@ -1,20 +1,19 @@
 /**
- * Getting tokens: pick the issuing key from the issuer's directory, check it against the
- * directory everyone sees over Tor, blind, send one generic batch request (authenticated
- * with the account key, idempotent), finalize, and put the tokens into the wallet.
+ * Getting tokens: take THE current key for the purpose from the last directory pinned over
+ * Tor (keyConsistency.ts; the identity side is never asked which key to use), blind for the
+ * client's own pinned TokenChallenge, send one generic batch request (authenticated with the
+ * account key, idempotent), finalize, and put the tokens into the wallet.
  *
  * The blinded state is saved in the wallet before the request leaves, so a lost answer or
  * a crash is recovered by sending the same bytes with the same Idempotency-Key (the issuer
  * answers with the same signatures and does not charge again).
  */
 import { randomUUID } from 'node:crypto';
-import { decodeBatchTokenResponse, encodeBatchTokenRequest, fromBase64Url, parseIssuerDirectory, toBase64Url, type IssuerDirectory, type KeyPurpose } from '@llmtor/protocol';
+import { decodeBatchTokenResponse, encodeBatchTokenRequest, fromBase64Url, toBase64Url, type KeyPurpose } from '@llmtor/protocol';
 // Native RSA public operations and BigInt, batches in a worker thread (not blindrsa-ts: ~100x slower, on this event loop).
 import { NativeTokenClient as TokenClient } from '@llmtor/protocol';
-import { pickIssuingKey, type KeyWindow } from './epoch.js';
 import type { IdentityApi } from './identityApi.js';
-import { checkKeyConsistency } from './keyConsistency.js';
-import type { RedemptionApi } from './redemptionApi.js';
+import { issuingKeyFromPins, KeyConsistencyError, type PinDoc } from './keyConsistency.js';
 import type { PendingBatch, Wallet } from './wallet.js';
 
 export class NoIssuingKeyError extends Error {
@@ -26,14 +25,15 @@ export class NoIssuingKeyError extends Error {
 
 export interface TokenIssuerDeps {
   identity: IdentityApi;
-  redemption: RedemptionApi;
   wallet: Wallet;
   accountKey: () => Promise<string>;
-  /** The challenge digest every token is made for (SHA-256 of the issuer's TokenChallenge). */
+  /** The digest of the client's own pinned TokenChallenge (never one the server offered). */
   challengeDigest: () => Promise<Uint8Array>;
+  /** The pins, with the last directory fetched anonymously over Tor. */
+  pins: () => Promise<PinDoc>;
   now?: () => number;
-  /** How long a key verified over Tor stays trusted without a new check. */
-  consistencyTtlMs?: number;
+  /** How old the pinned directory may be when tokens are issued under its keys. */
+  maxDirectoryAgeMs?: number;
 }
 
 export interface IssueResult {
@@ -41,34 +41,26 @@ export interface IssueResult {
   refused: number;
 }
 
+/** Default for TokenIssuerDeps.maxDirectoryAgeMs. */
+export const MAX_DIRECTORY_AGE_MS = 36 * 3_600_000;
+
 export class TokenIssuer {
-  /** tokenKey → when it was last confirmed over Tor. */
-  private readonly verified = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly d: TokenIssuerDeps) {
     this.now = d.now ?? Date.now;
   }
 
-  async issuerDirectory(): Promise<IssuerDirectory> {
-    return parseIssuerDirectory(await this.d.identity.directory());
-  }
-
-  /** Throws unless the key is in the directory fetched over a fresh Tor circuit. */
-  async verifyKey(key: KeyWindow): Promise<void> {
-    const seen = this.verified.get(key.tokenKey);
-    if (seen !== undefined && this.now() - seen < (this.d.consistencyTtlMs ?? 10 * 60_000)) return;
-    const publicDir = parseIssuerDirectory(await this.d.redemption.directory());
-    checkKeyConsistency(key, publicDir);
-    this.verified.set(key.tokenKey, this.now());
-  }
-
-  /** Issues `count` tokens of `purpose` (abuse tokens: count 1). */
-  async issue(purpose: KeyPurpose, count: number, directory?: IssuerDirectory): Promise<IssueResult> {
-    const dir = directory ?? (await this.issuerDirectory());
-    const key = pickIssuingKey(dir, purpose, this.now());
-    if (!key) throw new NoIssuingKeyError(purpose);
-    await this.verifyKey(key);
+  /** Issues `count` tokens of `purpose` (abuse tokens: count 1) under the pinned current key. */
+  async issue(purpose: KeyPurpose, count: number): Promise<IssueResult> {
+    let picked;
+    try {
+      picked = issuingKeyFromPins(await this.d.pins(), purpose, this.now(), this.d.maxDirectoryAgeMs ?? MAX_DIRECTORY_AGE_MS);
+    } catch (e) {
+      if (e instanceof KeyConsistencyError && /no .* key that is issuing/.test(e.message)) throw new NoIssuingKeyError(purpose);
+      throw e;
+    }
+    const { key, directory: dir } = picked;
     const client = await TokenClient.forKey(key.tokenKey);
     const digest = await this.d.challengeDigest();
     const made = await client.createRequests(digest, count);
@@ -91,7 +83,8 @@ export class TokenIssuer {
     const total: IssueResult = { issued: 0, refused: 0 };
     const pending = await this.d.wallet.pendingBatches();
     if (pending.length === 0) return total;
-    const dir = await this.issuerDirectory();
+    const dir = (await this.d.pins()).directory?.doc;
+    if (!dir) return total;
     for (const b of pending) {
       // Idempotency records expire at the issuer (a day by default); older batches are dropped.
       if (this.now() - b.createdAt > 20 * 3_600_000) {

@@ -69,6 +69,8 @@ interface WalletDoc {
   permanent?: AbuseToken;
   transient?: AbuseToken;
   pendingBatches: PendingBatch[];
+  /** When the transient token was last revoked (its replacement waits; refillPlan.ts). */
+  lastRevokeAt?: number;
 }
 
 export const WALLET_SECRET_KEY = 'llmtor.wallet.v1';
@@ -140,6 +142,7 @@ export class Wallet {
           doc = { v: 1, credits: parsed.credits, pendingBatches: Array.isArray(parsed.pendingBatches) ? parsed.pendingBatches : [] };
           if (parsed.permanent) doc.permanent = parsed.permanent;
           if (parsed.transient) doc.transient = parsed.transient;
+          if (typeof parsed.lastRevokeAt === 'number') doc.lastRevokeAt = parsed.lastRevokeAt;
         }
       } catch {
         // A corrupt wallet must not brick the extension; start empty (tokens are lost either way).
@@ -258,6 +261,18 @@ export class Wallet {
     return this.mutate((doc) => {
       delete doc[purpose];
     });
+  }
+
+  /** Forgets the revoked transient token and records when (its replacement comes at a later scheduled refill). */
+  revokedTransient(at: number): Promise<void> {
+    return this.mutate((doc) => {
+      delete doc.transient;
+      doc.lastRevokeAt = at;
+    });
+  }
+
+  lastRevokeAt(): Promise<number | undefined> {
+    return this.read((doc) => doc.lastRevokeAt);
   }
 
   /** Records a batch before it is sent, so that a crash or a lost answer can be retried. */

@@ -4,15 +4,19 @@
  *
  * Privacy notes for this layer:
  * - Nothing identifying is logged (no output channel with request data at all).
- * - The wallet is refilled when it runs low, after a random delay — never right after a
- *   redemption, so the issuer cannot time a refill against a chat.
+ * - Identity calls happen only on an explicit user action or on the refill schedule
+ *   (core/refillScheduler.ts), which starts on the first explicit use, never at activation,
+ *   and never reacts to a send (docs/privacy.md "Issuance timing").
  */
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { ServerError } from '../core/apiErrors.js';
-import { ChatHistory } from '../core/history.js';
-import { nextRenewalCheckDelay } from '../core/epoch.js';
-import { LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
+import { ChatHistory, MemoryKeyValueStore } from '../core/history.js';
+import { HISTORY_KEY_SECRET, HistoryCipher } from '../core/historyCipher.js';
+import { ChallengeRefusedError, LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
+import { RefillScheduler } from '../core/refillScheduler.js';
+import { DEFAULT_REFILL_POLICY, type RefillPolicy } from '../core/refillPlan.js';
+import { MAX_DIRECTORY_AGE_MS } from '../core/tokenIssuer.js';
 import type { CreditPack } from '../core/identityApi.js';
 import type { ModelInfo } from '../core/redemptionApi.js';
 import { KeyConsistencyError } from '../core/keyConsistency.js';
@@ -45,14 +49,15 @@ export type FromWebview =
   | { type: 'dismissKey' }
   | { type: 'dismissError' }
   | { type: 'copy'; text: string }
-  | { type: 'insert'; text: string };
+  | { type: 'insert'; text: string }
+  | { type: 'openLink'; text: string };
 
 export type ToWebview = { type: 'state'; state: UiState } | { type: 'delta'; id: string; text: string } | { type: 'context'; text: string };
 
 export class Controller implements vscode.Disposable {
   client!: LlmTorClient;
   private wallet!: Wallet;
-  readonly history: ChatHistory;
+  history: ChatHistory;
   private balance: number | undefined;
   private signedIn = false;
   private counts: WalletCounts = { total: 0, ready: 0, nextReadyAt: undefined };
@@ -65,8 +70,7 @@ export class Controller implements vscode.Disposable {
   private accountKeyOnce: string | undefined;
   private waiting: UiState['waiting'];
   private error: string | undefined;
-  private refillTimer: NodeJS.Timeout | undefined;
-  private epochTimer: NodeJS.Timeout | undefined;
+  private scheduler: RefillScheduler | undefined;
   private readonly views = new Set<(m: ToWebview) => void>();
   private readonly stateEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeState = this.stateEmitter.event;
@@ -78,8 +82,8 @@ export class Controller implements vscode.Disposable {
     private readonly ctx: vscode.ExtensionContext,
     readonly tor: TorManager,
   ) {
-    const persist = vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true);
-    this.history = new ChatHistory(ctx.globalState, persist);
+    // In memory until start() has the history key from SecretStorage (historyCipher.ts).
+    this.history = new ChatHistory(new MemoryKeyValueStore(), false);
     this.buildClient();
     this.disposables.push(
       tor.onDidChange(() => this.publish()),
@@ -89,9 +93,10 @@ export class Controller implements vscode.Disposable {
           const c = vscode.workspace.getConfiguration('llmtor.wallet');
           this.wallet.setTiming(c.get<number>('minAgeSeconds', 60) * 1000, c.get<number>('jitterSeconds', 120) * 1000);
         }
-        if (['issuerUrl', 'redemptionUrl', 'issuerName', 'issuanceOverTor', 'wallet.poolSize'].some((k) => e.affectsConfiguration(`llmtor.${k}`))) {
+        if (['issuerUrl', 'redemptionUrl', 'issuerName', 'issuanceOverTor', 'directoryMirrorUrl', 'wallet.batchSize', 'wallet.lowWater', 'wallet.directoryGapSeconds'].some((k) => e.affectsConfiguration(`llmtor.${k}`))) {
+          const wasStarted = this.scheduler?.isStarted;
           this.buildClient();
-          void this.refresh();
+          if (wasStarted) void this.startSchedule();
         }
         if (e.affectsConfiguration('llmtor.tor')) void this.tor.restart().catch(() => undefined);
         if (e.affectsConfiguration('llmtor.model')) this.model = vscode.workspace.getConfiguration('llmtor').get<string>('model') || this.model;
@@ -109,9 +114,11 @@ export class Controller implements vscode.Disposable {
     const issuerUrl = cfg.get<string>('issuerUrl', 'http://127.0.0.1:8080');
     const redemptionUrl = cfg.get<string>('redemptionUrl') || issuerUrl;
     const tor = torTransport(() => this.tor.socks());
-    this.wallet = new Wallet(this.ctx.secrets, { minAgeMs: cfg.get<number>('wallet.minAgeSeconds', 60) * 1000, jitterMs: cfg.get<number>('wallet.jitterSeconds', 120) * 1000 });
+    this.wallet = new Wallet(this.ctx.secrets, { minAgeMs: cfg.get<number>('wallet.minAgeSeconds', 900) * 1000, jitterMs: cfg.get<number>('wallet.jitterSeconds', 1800) * 1000 });
     this.wallet.onChange(() => void this.updateCounts());
     const issuerName = cfg.get<string>('issuerName');
+    const mirror = cfg.get<string>('directoryMirrorUrl');
+    this.scheduler?.stop();
     this.client = new LlmTorClient({
       issuerUrl,
       redemptionUrl,
@@ -119,23 +126,56 @@ export class Controller implements vscode.Disposable {
       tor,
       wallet: this.wallet,
       secrets: this.ctx.secrets,
-      poolSize: cfg.get<number>('wallet.poolSize', 5),
+      batchSize: cfg.get<number>('wallet.batchSize', DEFAULT_REFILL_POLICY.batchSize),
       ...(issuerName ? { issuerName } : {}),
+      ...(mirror ? { directoryMirrorUrl: mirror } : {}),
+    });
+    this.scheduler = new RefillScheduler({
+      client: this.client,
+      policy: this.policy(),
+      onError: (e) => {
+        if (e instanceof KeyConsistencyError || e instanceof ChallengeRefusedError) this.fail(e);
+      },
+      onStep: (step) => {
+        if (step.balance !== undefined) this.balance = step.balance;
+        this.publish();
+      },
     });
     this.model = cfg.get<string>('model') || this.model;
   }
 
-  /** Start-up: Tor, account state, models, wallet upkeep. */
+  /**
+   * Activation (the view or a command was opened): local state, Tor, and the model list over
+   * Tor. No identity call: the balance and the refill schedule wait for an explicit action.
+   */
   async start(): Promise<void> {
+    const persist = vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true);
+    this.history = new ChatHistory(this.ctx.globalState, persist, Date.now, await HistoryCipher.fromSecrets(this.ctx.secrets));
     this.signedIn = !!(await this.client.accountKey());
     await this.updateCounts();
     this.publish();
     void this.tor
       .ensureStarted()
-      .then(() => this.refresh())
+      .then(async () => {
+        this.models = await this.client.models(true);
+        this.publish();
+      })
       .catch((e: Error) => this.fail(e));
-    if (this.signedIn) void this.refresh();
-    this.scheduleEpochCheck();
+  }
+
+  private policy(): RefillPolicy {
+    const cfg = vscode.workspace.getConfiguration('llmtor.wallet');
+    return {
+      ...DEFAULT_REFILL_POLICY,
+      batchSize: cfg.get<number>('batchSize', DEFAULT_REFILL_POLICY.batchSize),
+      lowWater: cfg.get<number>('lowWater', DEFAULT_REFILL_POLICY.lowWater),
+      directoryGapMs: cfg.get<number>('directoryGapSeconds', DEFAULT_REFILL_POLICY.directoryGapMs / 1000) * 1000,
+    };
+  }
+
+  /** The refill schedule starts on the first explicit use (refillScheduler.ts). */
+  private async startSchedule(): Promise<void> {
+    if (this.signedIn) await this.scheduler?.start();
   }
 
   attach(post: (m: ToWebview) => void): vscode.Disposable {
@@ -196,6 +236,8 @@ export class Controller implements vscode.Disposable {
   private fail(e: unknown): void {
     this.error = errorText(e);
     this.publish();
+    // A possible tagging attempt must be seen even with the view closed.
+    if (e instanceof KeyConsistencyError || e instanceof ChallengeRefusedError) void vscode.window.showWarningMessage(`LLM-Tor stopped getting tokens: ${e.message}`);
   }
 
   private async withBusy<T>(label: string, fn: () => Promise<T>): Promise<T | undefined> {
@@ -215,7 +257,7 @@ export class Controller implements vscode.Disposable {
 
   // ---- account ----
 
-  /** Balance, models and packs; then keeps the wallet filled. */
+  /** Balance, models and packs (an explicit action); starts the refill schedule. */
   async refresh(): Promise<void> {
     this.signedIn = !!(await this.client.accountKey());
     try {
@@ -223,7 +265,7 @@ export class Controller implements vscode.Disposable {
       this.packs = await this.client.packs().catch(() => this.packs);
       if (this.tor.status.kind === 'ready') this.models = await this.client.models(true);
       this.publish();
-      if (this.signedIn) this.scheduleRefill(0);
+      await this.startSchedule();
     } catch (e) {
       this.fail(e);
     }
@@ -247,13 +289,22 @@ export class Controller implements vscode.Disposable {
   }
 
   async signOut(): Promise<void> {
+    const keep = 'Sign out, keep chat history';
+    const wipe = 'Sign out and delete chat history';
     const ok = await vscode.window.showWarningMessage(
-      'Sign out of LLM-Tor? The account key and every unused token are removed from this machine. Keep your account key to sign in again; unused tokens are lost.',
+      'Sign out of LLM-Tor? The account key and every unused token are removed from this machine. Keep your account key to sign in again; unused tokens are lost. Your chat history (encrypted on this machine) can be deleted too.',
       { modal: true },
-      'Sign out',
+      keep,
+      wipe,
     );
-    if (ok !== 'Sign out') return;
+    if (ok !== keep && ok !== wipe) return;
     await this.client.signOut();
+    if (ok === wipe) {
+      await this.history.clear();
+      // Without the key, any copy of the encrypted history (backups, synced profiles) is unreadable.
+      await this.ctx.secrets.delete(HISTORY_KEY_SECRET);
+      this.history = new ChatHistory(this.ctx.globalState, vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true), Date.now, await HistoryCipher.fromSecrets(this.ctx.secrets));
+    }
     this.signedIn = false;
     this.balance = undefined;
     this.accountKeyOnce = undefined;
@@ -283,56 +334,51 @@ export class Controller implements vscode.Disposable {
 
   // ---- wallet ----
 
-  /** Fills the wallet now (user action, or waiting for tokens). */
+  /**
+   * "Get tokens now" (an explicit action). With a directory pinned over Tor recently, one
+   * batch is fetched now; otherwise the directory is fetched now and the tokens at a random
+   * later time (so the anonymous fetch and the issuance are not back to back).
+   */
   async getTokens(): Promise<void> {
     await this.withBusy('Getting tokens…', async () =>
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'LLM-Tor: getting tokens' }, async () => {
         await this.tor.ensureStarted();
-        const r = await this.client.refill();
+        await this.startSchedule();
+        const pinned = (await this.client.pinned()).directory;
+        if (!pinned || Date.now() - pinned.fetchedAt > MAX_DIRECTORY_AGE_MS) {
+          await this.client.refreshDirectory();
+          const gap = this.policy().directoryGapMs;
+          this.scheduler?.wakeRefillWithin(gap, gap);
+          void vscode.window.showInformationMessage(`LLM-Tor checked the issuer's keys over Tor. Tokens will be requested in ${Math.round(gap / 1000)}–${Math.round((2 * gap) / 1000)} seconds, not right away, so the two cannot be matched.`);
+          return;
+        }
+        await this.client.refill();
         this.balance = (await this.client.account()).balance;
-        return r;
       }),
     );
   }
 
-  /** Background refill when the wallet runs low, after a random delay (see file header). */
-  private scheduleRefill(minDelayMs: number): void {
-    if (this.refillTimer) return;
-    const pool = vscode.workspace.getConfiguration('llmtor').get<number>('wallet.poolSize', 5);
-    if (this.counts.total > Math.floor(pool / 2) && minDelayMs > 0) return;
-    const delay = minDelayMs + Math.floor(Math.random() * (minDelayMs > 0 ? 10 * 60_000 : 1));
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = undefined;
-      void this.client
-        .refill()
-        .then(async () => {
-          this.balance = (await this.client.account()).balance;
-          this.publish();
-        })
-        .catch((e) => {
-          if (e instanceof KeyConsistencyError) this.fail(e);
-        });
-    }, delay);
-    this.refillTimer.unref?.();
-  }
-
-  /** At each monthly epoch (plus a random spread) the transient abuse token is renewed. */
-  private scheduleEpochCheck(): void {
-    clearTimeout(this.epochTimer);
-    // setTimeout cannot wait a month in one go (32-bit ms); re-arm daily.
-    const delay = Math.min(nextRenewalCheckDelay(Date.now()), 24 * 3_600_000);
-    this.epochTimer = setTimeout(() => {
-      if (this.signedIn) void this.client.ensureAbuseTokens().catch(() => undefined);
-      this.scheduleEpochCheck();
-    }, delay);
-    this.epochTimer.unref?.();
+  /** After a key-consistency alarm: forget pins and alarm, once the user decides to trust the server again. */
+  async resetKeyPins(): Promise<void> {
+    const ok = await vscode.window.showWarningMessage(
+      'Reset LLM-Tor key pins? Issuance stopped because the issuer directory looked like an attempt to single you out. Reset only if you know why it changed (e.g. the operator announced a key change).',
+      { modal: true },
+      'Reset',
+    );
+    if (ok !== 'Reset') return;
+    await this.client.resetPins();
+    this.error = undefined;
+    this.publish();
   }
 
   async revokeTransient(): Promise<void> {
     await this.withBusy('Revoking the transient token…', async () => {
       await this.tor.ensureStarted();
       await this.client.revokeTransient();
-      void vscode.window.showInformationMessage('The transient abuse token was revoked (over Tor) and a new one obtained.');
+      await this.startSchedule();
+      void vscode.window.showInformationMessage(
+        `The transient abuse token was revoked (over Tor). A new one is requested at a later scheduled refill (at least ${Math.round(DEFAULT_REFILL_POLICY.revokeGapMs / 3_600_000)} h from now, on another connection), so the revocation cannot be tied to your account by timing. Until then chats wait.`,
+      );
     });
   }
 
@@ -347,6 +393,7 @@ export class Controller implements vscode.Disposable {
   async send(text: string): Promise<void> {
     if (!text.trim() || this.streamingId) return;
     this.history.add({ role: 'user', content: text });
+    void this.startSchedule();
     await this.run();
   }
 
@@ -428,11 +475,14 @@ export class Controller implements vscode.Disposable {
       this.streamingId = undefined;
       this.abort = undefined;
       await this.updateCounts();
-      this.scheduleRefill(60_000);
     }
   }
 
-  /** The user chose to wait for tokens: fill the wallet if needed, wait until enough are old enough, send. */
+  /**
+   * The user chose to wait for tokens: wait until enough tokens have aged, then send. It never
+   * fetches tokens (a fetch right before a send would tie the two); with too few tokens it
+   * waits for the scheduled refill, which the user can bring forward with "Get tokens now".
+   */
   async waitForTokens(): Promise<void> {
     const w = this.waiting;
     if (!w || w.active) return;
@@ -448,11 +498,10 @@ export class Controller implements vscode.Disposable {
           const c = await this.wallet.counts();
           if (c.ready >= w.needed) break;
           if (c.total < w.needed) {
-            progress.report({ message: 'getting tokens…' });
-            await this.tor.ensureStarted();
-            const r = await this.client.refill();
-            this.balance = (await this.client.account()).balance;
-            if (r.issued === 0 && (await this.wallet.counts()).total < w.needed) throw new Error('no credit left to get tokens: buy credits first (LLM-Tor: Buy Credits)');
+            await this.startSchedule();
+            const at = this.scheduler?.nextRefillAt;
+            progress.report({ message: `${c.total} of ${w.needed} tokens held; waiting for the scheduled refill${at ? ` (next check ${new Date(at).toLocaleTimeString()})` : ''}` });
+            await sleep(5_000, cancel.signal);
             continue;
           }
           const next = c.nextReadyAt ?? Date.now() + 1000;
@@ -503,6 +552,24 @@ export class Controller implements vscode.Disposable {
     await editor.edit((b) => {
       for (const s of editor.selections) b.replace(s, text);
     });
+  }
+
+  /** A link in an answer opens in the browser, outside Tor: say so and ask first. */
+  async openLink(url: string): Promise<void> {
+    let parsed: vscode.Uri;
+    try {
+      if (!/^(https?:|mailto:)/i.test(url)) return;
+      parsed = vscode.Uri.parse(url, true);
+    } catch {
+      return;
+    }
+    const open = 'Open outside Tor';
+    const ok = await vscode.window.showWarningMessage(
+      `This link opens in your browser over the normal network, NOT over Tor: the site (and your network) sees your IP address, and the link itself may identify this chat.\n\n${url}`,
+      { modal: true },
+      open,
+    );
+    if (ok === open) await vscode.env.openExternal(parsed);
   }
 
   async clearHistory(): Promise<void> {
@@ -556,12 +623,13 @@ export class Controller implements vscode.Disposable {
         return;
       case 'insert':
         return this.insertAtCursor(m.text);
+      case 'openLink':
+        return this.openLink(m.text);
     }
   }
 
   dispose(): void {
-    clearTimeout(this.refillTimer);
-    clearTimeout(this.epochTimer);
+    this.scheduler?.stop();
     this.abort?.abort();
     for (const d of this.disposables) d.dispose();
     this.stateEmitter.dispose();

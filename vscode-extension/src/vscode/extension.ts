@@ -50,6 +50,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   reg('llmtor.refreshBalance', () => c.refresh());
   reg('llmtor.getTokens', () => c.getTokens());
   reg('llmtor.revokeTransient', () => c.revokeTransient());
+  reg('llmtor.resetKeyPins', () => c.resetKeyPins());
   reg('llmtor.restartTor', () => tor.restart().catch((e) => vscode.window.showErrorMessage(`LLM-Tor: ${errorText(e)}`)));
   reg('llmtor.clearHistory', () => c.clearHistory());
   reg('llmtor.sendSelection', async () => {

@@ -50,7 +50,7 @@ export function wireWebview(webview: vscode.Webview, extensionUri: vscode.Uri, c
   return vscode.Disposable.from(detach, sub);
 }
 
-const TYPES = new Set(['ready', 'send', 'stop', 'regenerate', 'edit', 'delete', 'newChat', 'selectChat', 'selectModel', 'createAccount', 'signIn', 'signOut', 'buy', 'refresh', 'getTokens', 'wait', 'cancelWait', 'dismissKey', 'dismissError', 'copy', 'insert']);
+const TYPES = new Set(['ready', 'send', 'stop', 'regenerate', 'edit', 'delete', 'newChat', 'selectChat', 'selectModel', 'createAccount', 'signIn', 'signOut', 'buy', 'refresh', 'getTokens', 'wait', 'cancelWait', 'dismissKey', 'dismissError', 'copy', 'insert', 'openLink']);
 
 function isFromWebview(m: unknown): m is FromWebview {
   if (typeof m !== 'object' || m === null) return false;

@@ -40,6 +40,16 @@ const stopBtn = button('stop', 'Stop', () => post({ type: 'stop' }));
 const regenBtn = button('regenerate', 'Regenerate', () => post({ type: 'regenerate' }));
 const inputRow = el('div', { class: 'input' }, prompt, el('div', { class: 'input-actions' }, sendBtn, stopBtn, regenBtn));
 
+// Links in answers: never followed inside the webview; the host warns that they open outside Tor.
+messagesBox.addEventListener('click', (e) => {
+  const a = (e.target as Element | null)?.closest?.('a');
+  if (!a) return;
+  e.preventDefault();
+  e.stopPropagation();
+  const href = a.getAttribute('href');
+  if (href) post({ type: 'openLink', text: href });
+});
+
 modelSelect.addEventListener('change', () => post({ type: 'selectModel', id: modelSelect.value }));
 chatSelect.addEventListener('change', () => post({ type: 'selectChat', id: chatSelect.value }));
 toolbar.append(modelSelect, chatSelect, button('new-chat', 'New chat', () => post({ type: 'newChat' })));
