@@ -5,23 +5,35 @@
  * redemption state on one shard).
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { BlacklistEntry, BlacklistKind, ClaimRequest, ClaimResult, RedemptionStore } from './store.js';
+import { ClaimNotApplied, type BlacklistEntry, type BlacklistKind, type ClaimRequest, type ClaimResult, type RedemptionStore } from './store.js';
 
 /**
  * KEYS: cache, blacklist-permanent, blacklist-transient, rate-limit bucket, spent…
- * ARGV: binding, now, leaseMs, rlLimit (0 = off), rlWindowMs, expiresAt…
+ * ARGV: binding, now, leaseUntil, rlLimit (0 = off), rlWindowMs, deadline (Redis clock, ms), expiresAt…
+ *
+ * A claim that reaches Redis after its deadline does nothing: by then the pod has told the
+ * client "503, nothing was spent" (the command timed out), and a claim taking effect later
+ * (Redis stalled, or ioredis resending it after a reconnect) would make that a lie. Every
+ * reply starts with Redis's own time, from which the pod keeps its clock offset.
  */
 const CLAIM = `
+local t = redis.call('TIME')
+local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if rnow > tonumber(ARGV[6]) then return {'expired', tostring(rnow)} end
+local function reply(r)
+  table.insert(r, 2, tostring(rnow))
+  return r
+end
 local binding = ARGV[1]
 local now = tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {'blacklisted'} end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return reply({'blacklisted'}) end
 local state = nil
 local wait = 0
 for i = 5, #KEYS do
   local v = redis.call('GET', KEYS[i])
   if v then
     local s, b, lease = string.match(v, '^(%a)|(%x+)|?(%d*)$')
-    if b ~= binding then return {'conflict'} end
+    if b ~= binding then return reply({'conflict'}) end
     if s == 'd' then
       state = 'd'
     elseif s == 'p' and state ~= 'd' then
@@ -32,23 +44,23 @@ for i = 5, #KEYS do
 end
 if state == 'd' then
   local c = redis.call('GET', KEYS[1])
-  if c then return {'done', c} end
-  return {'done'}
+  if c then return reply({'done', c}) end
+  return reply({'done'})
 end
-if state == 'p' then return {'in_progress', tostring(wait)} end
+if state == 'p' then return reply({'in_progress', tostring(wait)}) end
 local limit = tonumber(ARGV[4])
 if limit > 0 then
   local n = redis.call('INCR', KEYS[4])
   if n == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[5]) end
-  if n > limit then return {'rate_limited', tostring(redis.call('PTTL', KEYS[4]))} end
+  if n > limit then return reply({'rate_limited', tostring(redis.call('PTTL', KEYS[4]))}) end
 end
 local val = 'p|' .. binding .. '|' .. ARGV[3]
 for i = 5, #KEYS do
-  local ttl = tonumber(ARGV[i + 1]) - now
+  local ttl = tonumber(ARGV[i + 2]) - now
   if ttl < 1 then ttl = 1 end
   redis.call('SET', KEYS[i], val, 'PX', ttl)
 end
-return {'claimed'}
+return reply({'claimed'})
 `;
 
 /** KEYS: cache, spent…  ARGV: binding, cached blob ('' = none), cache TTL ms */
@@ -75,7 +87,14 @@ end
 return 1
 `;
 
+/** Redis's clock, on the node that holds the redemption keys (KEYS[1]: any key of the prefix's slot). */
+const TIME = `
+local t = redis.call('TIME')
+return tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+`;
+
 type ScriptRedis = (Redis | Cluster) & {
+  llmtorTime(...args: (string | number)[]): Promise<unknown>;
   llmtorClaim(...args: (string | number)[]): Promise<unknown>;
   llmtorClaimBuffer(...args: (string | number)[]): Promise<Buffer[]>;
   llmtorFinish(...args: (string | number)[]): Promise<unknown>;
@@ -83,6 +102,15 @@ type ScriptRedis = (Redis | Cluster) & {
 };
 
 const TIMED_OUT = 'redis command timed out';
+
+/**
+ * How much earlier than the pod's own timeout a claim stops being valid in Redis: the time a
+ * reply written by Redis just before the deadline may take to reach this process.
+ */
+const CLAIM_DEADLINE_MARGIN_MS = 50;
+/** A clock-offset sample older than this is replaced by the next one even if lower (clocks drift; a failover changes the server). */
+const OFFSET_SAMPLE_MAX_AGE_MS = 1_000;
+
 
 export class RedisRedemptionStore implements RedemptionStore {
   private readonly r: ScriptRedis;
@@ -93,13 +121,26 @@ export class RedisRedemptionStore implements RedemptionStore {
     this.corked = undefined;
     s?.uncork();
   };
+  /**
+   * A lower bound of (Redis clock − this process's clock), in ms: Redis time T seen in a reply
+   * received at local time r was read at some local time ≤ r, so the offset is ≥ T − r. A
+   * claim's deadline in Redis time is this + the local moment the pod will give up, so it can
+   * only be early (by the round trip of the sample), never late. Reset on every (re)connect.
+   */
+  private offsetMs: number | undefined;
+  private offsetAt = 0;
+  private offsetProbe: Promise<void> | undefined;
   constructor(
     redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly timeoutMs: number,
   ) {
     this.r = redis as ScriptRedis;
+    redis.on('ready', () => {
+      this.offsetMs = undefined;
+    });
     if (typeof this.r.llmtorClaim !== 'function') {
+      redis.defineCommand('llmtorTime', { lua: TIME, numberOfKeys: 1 });
       redis.defineCommand('llmtorClaim', { lua: CLAIM });
       redis.defineCommand('llmtorFinish', { lua: FINISH });
       redis.defineCommand('llmtorRelease', { lua: RELEASE });
@@ -114,18 +155,48 @@ export class RedisRedemptionStore implements RedemptionStore {
   private deadline<T>(p: Promise<T>): Promise<T> {
     // One timer and one promise per command (no Promise.race / finally chain: this is on every request).
     return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(TIMED_OUT)), this.timeoutMs);
+      let settled = false;
+      const settle = (f: () => void): void => {
+        if (settled) return;
+        settled = true;
+        f();
+      };
+      // Timers run before the event loop reads sockets: after a busy spell the reply may already be
+      // waiting. setImmediate runs after that read, so a reply that came in time is never thrown away.
+      const t = setTimeout(() => setImmediate(() => settle(() => reject(new Error(TIMED_OUT)))), this.timeoutMs);
       p.then(
         (v) => {
           clearTimeout(t);
-          resolve(v);
+          settle(() => resolve(v));
         },
         (e: unknown) => {
           clearTimeout(t);
-          reject(e instanceof Error ? e : new Error(String(e)));
+          settle(() => reject(e instanceof Error ? e : new Error(String(e))));
         },
       );
     });
+  }
+
+  private sampleOffset(redisMs: number, receivedAt: number): void {
+    const c = redisMs - receivedAt;
+    if (!Number.isFinite(c)) return;
+    if (this.offsetMs === undefined || c > this.offsetMs || receivedAt - this.offsetAt > OFFSET_SAMPLE_MAX_AGE_MS) {
+      this.offsetMs = c;
+      this.offsetAt = receivedAt;
+    }
+  }
+
+  /** The offset, read from Redis once after each (re)connect (one round trip, shared by concurrent claims). */
+  private async offset(): Promise<number> {
+    if (this.offsetMs !== undefined) return this.offsetMs;
+    this.offsetProbe ??= this.deadline(this.r.llmtorTime(this.cacheKey('clock')))
+      .then((v) => this.sampleOffset(Number(v), Date.now()))
+      .finally(() => {
+        this.offsetProbe = undefined;
+      });
+    await this.offsetProbe;
+    if (this.offsetMs === undefined) throw new Error('no clock offset');
+    return this.offsetMs;
   }
 
   /**
@@ -157,6 +228,19 @@ export class RedisRedemptionStore implements RedemptionStore {
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
+    let res: Buffer[];
+    try {
+      res = await this.sendClaim(req);
+    } catch (e) {
+      // Timed out: the script refuses to run past its deadline, which lies before this timeout.
+      if ((e as Error).message === TIMED_OUT) throw new ClaimNotApplied('spent-token store timed out; the claim cannot take effect any more');
+      throw e;
+    }
+    this.sampleOffset(Number(res[1]?.toString('latin1')), Date.now());
+    return decodeClaim(res);
+  }
+
+  private async sendClaim(req: ClaimRequest): Promise<Buffer[]> {
     const { spentIds, binding, now } = req;
     const keys = [
       this.cacheKey(binding),
@@ -166,11 +250,14 @@ export class RedisRedemptionStore implements RedemptionStore {
       ...spentIds.map((id) => this.spentKey(id)),
     ];
     const limit = req.pseudonym && req.rateLimit ? req.rateLimit.limit : 0;
-    const args = [binding, now, now + req.leaseMs, limit, req.rateLimit?.windowMs ?? 1, ...req.expiresAt];
+    const offset = this.offsetMs ?? (await this.offset());
+    // The local timer below starts now; in Redis time the claim must have run a margin before it fires.
+    const sentAt = Date.now();
+    const deadline = sentAt + offset + this.timeoutMs - Math.min(CLAIM_DEADLINE_MARGIN_MS, this.timeoutMs / 4);
+    const args = [binding, now, now + req.leaseMs, limit, req.rateLimit?.windowMs ?? 1, Math.floor(deadline), ...req.expiresAt];
     this.coalesce();
     // The Buffer variant: replies are decoded by hand (a cached answer is base64 of ciphertext).
-    const res = await this.deadline(this.r.llmtorClaimBuffer(keys.length, ...keys, ...args));
-    return decodeClaim(res);
+    return this.deadline(this.r.llmtorClaimBuffer(keys.length, ...keys, ...args));
   }
 
   async finish(spentIds: string[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean> {
@@ -238,21 +325,25 @@ export class RedisRedemptionStore implements RedemptionStore {
   }
 }
 
+/** Reply: kind, Redis time, then the kind's values. */
 function decodeClaim(res: Buffer[]): ClaimResult {
   const kind = res[0]?.toString('latin1') ?? '';
+  const v = res[2];
   switch (kind) {
+    case 'expired':
+      throw new ClaimNotApplied('the claim reached the spent-token store after its deadline and was not applied');
     case 'claimed':
       return { kind: 'claimed' };
     case 'done':
-      return res[1] === undefined ? { kind: 'done' } : { kind: 'done', cached: Buffer.from(res[1].toString('latin1'), 'base64') };
+      return v === undefined ? { kind: 'done' } : { kind: 'done', cached: Buffer.from(v.toString('latin1'), 'base64') };
     case 'in_progress':
-      return { kind: 'in_progress', retryAfterMs: Number(res[1]?.toString('latin1')) };
+      return { kind: 'in_progress', retryAfterMs: Number(v?.toString('latin1')) };
     case 'conflict':
       return { kind: 'conflict' };
     case 'blacklisted':
       return { kind: 'blacklisted' };
     case 'rate_limited':
-      return { kind: 'rate_limited', retryAfterMs: Math.max(0, Number(res[1]?.toString('latin1'))) };
+      return { kind: 'rate_limited', retryAfterMs: Math.max(0, Number(v?.toString('latin1'))) };
     default:
       throw new Error(`unexpected claim result ${kind}`);
   }

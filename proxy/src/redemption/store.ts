@@ -31,6 +31,18 @@ export type ClaimResult =
   | { kind: 'blacklisted' }
   | { kind: 'rate_limited'; retryAfterMs: number };
 
+/**
+ * A claim that certainly did not and will not take effect (it timed out before its deadline in
+ * Redis, or reached Redis too late): the client may be told that nothing was spent. Any other
+ * error from claim() leaves that open (the connection broke after the claim may have run).
+ */
+export class ClaimNotApplied extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClaimNotApplied';
+  }
+}
+
 export type BlacklistKind = 'permanent' | 'transient';
 
 export interface BlacklistEntry {
