@@ -108,8 +108,12 @@ const TIMED_OUT = 'redis command timed out';
  * reply written by Redis just before the deadline may take to reach this process.
  */
 const CLAIM_DEADLINE_MARGIN_MS = 50;
-/** A clock-offset sample older than this is replaced by the next one even if lower (clocks drift; a failover changes the server). */
-const OFFSET_SAMPLE_MAX_AGE_MS = 1_000;
+/**
+ * The offset is the best (highest) sample of the current and the previous window of this length:
+ * a sample taken while this process was busy is low (the reply waited), and must not displace a
+ * good one; an old good one still ages out (clocks drift a little; a failover reconnects and resets).
+ */
+const OFFSET_WINDOW_MS = 5_000;
 
 
 export class RedisRedemptionStore implements RedemptionStore {
@@ -128,7 +132,9 @@ export class RedisRedemptionStore implements RedemptionStore {
    * only be early (by the round trip of the sample), never late. Reset on every (re)connect.
    */
   private offsetMs: number | undefined;
-  private offsetAt = 0;
+  private offsetWindow = 0;
+  private offsetBest = Number.NEGATIVE_INFINITY;
+  private offsetPrevBest = Number.NEGATIVE_INFINITY;
   private offsetProbe: Promise<void> | undefined;
   constructor(
     redis: Redis | Cluster,
@@ -138,6 +144,7 @@ export class RedisRedemptionStore implements RedemptionStore {
     this.r = redis as ScriptRedis;
     redis.on('ready', () => {
       this.offsetMs = undefined;
+      this.offsetBest = this.offsetPrevBest = Number.NEGATIVE_INFINITY;
     });
     if (typeof this.r.llmtorClaim !== 'function') {
       redis.defineCommand('llmtorTime', { lua: TIME, numberOfKeys: 1 });
@@ -180,10 +187,14 @@ export class RedisRedemptionStore implements RedemptionStore {
   private sampleOffset(redisMs: number, receivedAt: number): void {
     const c = redisMs - receivedAt;
     if (!Number.isFinite(c)) return;
-    if (this.offsetMs === undefined || c > this.offsetMs || receivedAt - this.offsetAt > OFFSET_SAMPLE_MAX_AGE_MS) {
-      this.offsetMs = c;
-      this.offsetAt = receivedAt;
+    const w = Math.floor(receivedAt / OFFSET_WINDOW_MS);
+    if (w !== this.offsetWindow) {
+      this.offsetPrevBest = w === this.offsetWindow + 1 ? this.offsetBest : Number.NEGATIVE_INFINITY;
+      this.offsetBest = Number.NEGATIVE_INFINITY;
+      this.offsetWindow = w;
     }
+    if (c > this.offsetBest) this.offsetBest = c;
+    this.offsetMs = Math.max(this.offsetBest, this.offsetPrevBest);
   }
 
   /** The offset, read from Redis once after each (re)connect (one round trip, shared by concurrent claims). */
