@@ -247,6 +247,15 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
       replay(ctx, answer, k);
       return { outcome: 'replayed', stream };
     }
+    case 'unconfirmed':
+      rt.logger.warn('redemption: claim not confirmed on enough Redis replicas');
+      if (!claim.released) throw storeFailedDuringClaim(cfg.inProgressLeaseSeconds);
+      throw new RedemptionError(
+        503,
+        'store_unavailable',
+        `the spent-token store could not confirm the claim on a replica within ${cfg.durableClaims.timeoutMs} ms (a failover could have lost it); nothing was forwarded and the claim was undone, so nothing was spent: retry later`,
+        { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } },
+      );
     case 'claimed':
       break;
   }

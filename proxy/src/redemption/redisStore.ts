@@ -136,10 +136,14 @@ export class RedisRedemptionStore implements RedemptionStore {
   private offsetBest = Number.NEGATIVE_INFINITY;
   private offsetPrevBest = Number.NEGATIVE_INFINITY;
   private offsetProbe: Promise<void> | undefined;
+  /** The next WAIT, shared by every claim answered before it is sent (see confirm()). */
+  private nextWait: Promise<number> | undefined;
   constructor(
     redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly timeoutMs: number,
+    /** Claims must reach this many replicas (WAIT) before anything is forwarded; 0 = do not wait. */
+    private readonly durability: { replicas: number; timeoutMs: number } = { replicas: 0, timeoutMs: 0 },
   ) {
     this.r = redis as ScriptRedis;
     redis.on('ready', () => {
@@ -159,7 +163,7 @@ export class RedisRedemptionStore implements RedemptionStore {
   }
 
   /** A command that does not answer in time fails the request closed (503) instead of hanging it. */
-  private deadline<T>(p: Promise<T>): Promise<T> {
+  private deadline<T>(p: Promise<T>, ms = this.timeoutMs): Promise<T> {
     // One timer and one promise per command (no Promise.race / finally chain: this is on every request).
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -170,7 +174,7 @@ export class RedisRedemptionStore implements RedemptionStore {
       };
       // Timers run before the event loop reads sockets: after a busy spell the reply may already be
       // waiting. setImmediate runs after that read, so a reply that came in time is never thrown away.
-      const t = setTimeout(() => setImmediate(() => settle(() => reject(new Error(TIMED_OUT)))), this.timeoutMs);
+      const t = setTimeout(() => setImmediate(() => settle(() => reject(new Error(TIMED_OUT)))), ms);
       p.then(
         (v) => {
           clearTimeout(t);
@@ -248,7 +252,49 @@ export class RedisRedemptionStore implements RedemptionStore {
       throw e;
     }
     this.sampleOffset(Number(res[1]?.toString('latin1')), Date.now());
-    return decodeClaim(res);
+    const out = decodeClaim(res);
+    if (out.kind !== 'claimed' || this.durability.replicas === 0) return out;
+    let acked = 0;
+    try {
+      acked = await this.confirm();
+    } catch {
+      // Unknown: treated as not confirmed.
+    }
+    if (acked >= this.durability.replicas) return out;
+    // Nothing was forwarded, so undoing the claim is safe. The undo must be as durable as the claim
+    // may have been (its ack may only have been late): else a failover could bring the claim back.
+    try {
+      await this.release(req.spentIds, req.binding, 'free');
+      return { kind: 'unconfirmed', released: (await this.confirm()) >= this.durability.replicas };
+    } catch {
+      return { kind: 'unconfirmed', released: false };
+    }
+  }
+
+  /**
+   * WAIT for the replicas, on the connection that sent the claims (WAIT covers the writes of its
+   * own connection; on a Cluster, the node that holds the redemption slot). One WAIT serves every
+   * claim answered before it leaves, so concurrent requests share a round trip. WAIT blocks that
+   * connection until the replicas answer or its timeout, so the command deadline allows for it.
+   */
+  private confirm(): Promise<number> {
+    this.nextWait ??= new Promise<number>((resolve, reject) => {
+      setImmediate(() => {
+        this.nextWait = undefined;
+        const { replicas, timeoutMs } = this.durability;
+        const node = this.slotNode();
+        this.deadline(node.wait(replicas, timeoutMs), timeoutMs + this.timeoutMs).then((n) => resolve(Number(n)), reject);
+      });
+    });
+    return this.nextWait;
+  }
+
+  /** The connection of the node holding the redemption keys' slot. */
+  private slotNode(): Redis {
+    const c = this.r as Partial<Cluster>;
+    if (typeof c.nodes !== 'function' || !c.slots) return this.r as Redis;
+    const key = c.slots[hashSlot(this.prefix)]?.[0];
+    return c.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === key) ?? (this.r as unknown as Redis);
   }
 
   private async sendClaim(req: ClaimRequest): Promise<Buffer[]> {
@@ -358,4 +404,17 @@ function decodeClaim(res: Buffer[]): ClaimResult {
     default:
       throw new Error(`unexpected claim result ${kind}`);
   }
+}
+
+/** Redis Cluster hash slot of a key (CRC16/XMODEM of its hash tag, mod 16384). */
+export function hashSlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  const tag = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const b of Buffer.from(tag, 'utf8')) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
 }

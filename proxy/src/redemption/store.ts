@@ -29,7 +29,12 @@ export type ClaimResult =
   | { kind: 'in_progress'; retryAfterMs: number }
   | { kind: 'conflict' }
   | { kind: 'blacklisted' }
-  | { kind: 'rate_limited'; retryAfterMs: number };
+  | { kind: 'rate_limited'; retryAfterMs: number }
+  /**
+   * Claimed on the primary, but not confirmed on enough replicas in time (a failover could lose
+   * it): nothing may be forwarded. `released`: the claim was undone, the tokens are unspent.
+   */
+  | { kind: 'unconfirmed'; released: boolean };
 
 /**
  * A claim that certainly did not and will not take effect (it timed out before its deadline in
