@@ -18,7 +18,7 @@ import {
 } from '@llmtor/protocol';
 import { TokenClient } from '@llmtor/protocol/client';
 import { BlindSigner, generateSigningKey } from '@llmtor/protocol/server';
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
 import { adminGrant, blindRequests, createAccount, getAccount, postBatch, type HttpError } from '../../src/dev/identityClient.js';
 import { issuanceBodyHash } from '../../src/issuance/parseIssuanceRequest.js';
@@ -370,6 +370,27 @@ describe('identity: rate limits', function () {
       assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429]);
     } finally {
       await proxy.stop();
+    }
+  });
+
+  /** A syntactically valid account key that no account has. */
+  const randomKey = () => Array.from(randomBytes(40), (b) => String(b % 10)).join('');
+
+  it('D5: a burst of concurrent wrong keys from one address is cut at the per-address limit; concurrent requests with the right key share one check', async () => {
+    // On Redis: the race needs a lookup that really waits (the in-process store answers within the same turn).
+    const redis = await startRedis();
+    const proxy = await startIdentityProxy({ redisUrl: redis.url, config: { accounts: { authFailuresPerIpPerMinute: 30, authFailuresGlobalPerMinute: 1_000_000 } } });
+    try {
+      const key = await createAccount(proxy.url);
+      const right = await Promise.all(Array.from({ length: 200 }, () => fetch(`${proxy.url}/v1/account`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status)));
+      assert.deepEqual([...new Set(right)], [200]);
+      const burst = await Promise.all(Array.from({ length: 300 }, () => fetch(`${proxy.url}/v1/account`, { headers: { authorization: `Bearer ${randomKey()}` } }).then((r) => r.status)));
+      const checked = burst.filter((s) => s === 401).length;
+      assert.equal(checked, 30, `${checked} wrong keys were checked against a limit of 30`);
+      assert.equal(burst.filter((s) => s === 429).length, 270);
+    } finally {
+      await proxy.stop();
+      await redis.stop();
     }
   });
 });
