@@ -76,7 +76,7 @@ export const configSchema = z
         pepper: z.string().min(32, 'must be at least 32 characters of random data').optional(),
         /** Failed authentications per client IP per minute (kept in memory only, never stored). */
         authFailuresPerIpPerMinute: z.number().int().min(1).default(30),
-        /** Failed authentications per minute across all clients and pods. */
+        /** Failed authentications per minute across all clients and pods; above it, addresses that failed in the minute get 429 (others are still checked). */
         authFailuresGlobalPerMinute: z.number().int().min(1).default(2_000),
         accountCreationsPerIpPerMinute: z.number().int().min(1).default(10),
       })

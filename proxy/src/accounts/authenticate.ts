@@ -19,6 +19,8 @@ export interface Authenticator {
 
 export function createAuthenticator(o: { store: IdentityStore; pepper: string; perIpPerMinute: number; globalPerMinute: number; now: () => number }): Authenticator {
   const perIp = new IpLimiter(o.perIpPerMinute, MINUTE);
+  /** Addresses with a failed attempt in this window: over the global budget they get no further attempt. */
+  const failedOnce = new IpLimiter(1, MINUTE);
   /** Lookups in flight by address and key hash (memory only): concurrent requests with one key share one lookup and one count. */
   const inflight = new Map<string, Promise<string | undefined>>();
   const unauthorized = () =>
@@ -31,7 +33,10 @@ export function createAuthenticator(o: { store: IdentityStore; pepper: string; p
     if (!reserved.allowed) return Promise.reject(tooMany(reserved.retryAfterMs));
     return o.store.accountIdForKeyHash(keyHash).then(async (accountId) => {
       if (accountId) perIp.refund(ip, now);
-      else await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 1);
+      else {
+        failedOnce.hit(ip, now, 1);
+        await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 1);
+      }
       return accountId;
     });
   };
@@ -43,11 +48,18 @@ export function createAuthenticator(o: { store: IdentityStore; pepper: string; p
       const ipCheck = perIp.hit(ip, now, 0);
       if (!ipCheck.allowed) throw tooMany(ipCheck.retryAfterMs);
       const global = await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 0);
-      if (!global.allowed) throw tooManyRequests('too many failed account-key attempts; try again shortly', global.retryAfterMs);
+      // Over the global budget (a flood of wrong keys from many addresses) an address that has failed in
+      // this window gets no more attempts, but one that has not still authenticates: the flood costs each
+      // attacking address its attempts, not every user their access.
+      if (!global.allowed) {
+        const once = failedOnce.hit(ip, now, 0);
+        if (!once.allowed) throw tooManyRequests('too many failed account-key attempts; try again shortly', Math.max(once.retryAfterMs, global.retryAfterMs));
+      }
       const digits = accountKeyFromAuthorization(ctx.get('authorization') || undefined);
       if (!digits) {
         const r = perIp.hit(ip, now, 1);
         if (!r.allowed) throw tooMany(r.retryAfterMs);
+        failedOnce.hit(ip, now, 1);
         await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 1);
         throw unauthorized();
       }

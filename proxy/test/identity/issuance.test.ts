@@ -360,14 +360,16 @@ describe('identity: rate limits', function () {
     }
   });
 
-  it('limits failed attempts globally across addresses', async () => {
+  it('over the global budget of failed attempts, an address that failed gets no more attempts (one that did not still gets one)', async () => {
     const proxy = await startIdentityProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 4 } } });
     try {
+      const attempt = async (ip: string) => (await fetch(`${proxy.url}/v1/account`, { headers: { authorization: 'Bearer 12', 'x-forwarded-for': ip } })).status;
       const statuses: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        statuses.push((await fetch(`${proxy.url}/v1/account`, { headers: { authorization: 'Bearer 12', 'x-forwarded-for': `10.0.0.${i}` } })).status);
-      }
-      assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429]);
+      for (let i = 0; i < 4; i++) statuses.push(await attempt(`10.0.0.${i}`));
+      // Budget used up: the same addresses again, then a new one twice.
+      for (let i = 0; i < 2; i++) statuses.push(await attempt(`10.0.0.${i}`));
+      statuses.push(await attempt('10.0.0.9'), await attempt('10.0.0.9'));
+      assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429, 401, 429]);
     } finally {
       await proxy.stop();
     }
@@ -375,6 +377,31 @@ describe('identity: rate limits', function () {
 
   /** A syntactically valid account key that no account has. */
   const randomKey = () => Array.from(randomBytes(40), (b) => String(b % 10)).join('');
+
+  it('D4: a flood of wrong keys from many addresses does not lock out a user who has the right key', async () => {
+    const proxy = await startIdentityProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 50, authFailuresPerIpPerMinute: 30 } } });
+    try {
+      const key = await createAccount(proxy.url);
+      await adminGrant(proxy.url, ADMIN_TOKEN, key, 1);
+      const as = (ip: string, k: string, path = '/v1/account') => fetch(`${proxy.url}${path}`, { headers: { authorization: `Bearer ${k}`, 'x-forwarded-for': ip } });
+      // 10 addresses × 10 wrong keys: twice the global budget.
+      const flood = await Promise.all(Array.from({ length: 100 }, (_, i) => as(`10.9.${i % 10}.1`, randomKey()).then((r) => r.status)));
+      assert.ok(flood.includes(429), 'the flood is limited');
+      assert.ok(flood.every((s) => s === 401 || s === 429));
+      // A user with the right key, from an address that did not take part, on both account routes.
+      assert.equal((await as('10.1.1.1', key)).status, 200);
+      const issued = await fetch(`${proxy.url}/token-request`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': '10.1.1.1', 'content-type': MEDIA_TYPE_TOKEN_REQUEST },
+        body: single(keyOf(proxy.keys2.entries, 'credit')),
+      });
+      assert.equal(issued.status, 200);
+      // The flooding addresses stay limited.
+      assert.equal((await as('10.9.0.1', randomKey())).status, 429);
+    } finally {
+      await proxy.stop();
+    }
+  });
 
   it('D5: a burst of concurrent wrong keys from one address is cut at the per-address limit; concurrent requests with the right key share one check', async () => {
     // On Redis: the race needs a lookup that really waits (the in-process store answers within the same turn).
