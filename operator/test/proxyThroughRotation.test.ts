@@ -312,6 +312,8 @@ describe('the proxy serves through a key rotation (operator, kube-apiserver, kub
         REDIS_URL: redis.url,
         LLMTOR_ACCOUNT_PEPPER: PEPPER,
         ADMIN_TOKEN,
+        // The test account is funded by an admin grant: let that count for its abuse tokens.
+        LLMTOR_GRANTS_COUNT_AS_PURCHASE: 'true',
         LLMTOR_SIGNER_THREADS: '1',
         LLMTOR_SHUTDOWN_GRACE_MS: '2000',
         LLMTOR_LOG_LEVEL: 'warn',

@@ -2,12 +2,14 @@
  * `npm run bench -w proxy`: runs every proxy benchmark in turn. A bench is an
  * entry of this list (name + run function that prints its own figures).
  */
+import { runDurableClaimBench } from './durableClaimBench.js';
 import { runIssuanceBench } from './issuanceBench.js';
 import { runRedemptionBench } from './redemptionBench.js';
 
 const benches: { name: string; run: () => Promise<unknown> }[] = [
   { name: 'issuance (HTTP batched vs raw signer)', run: () => runIssuanceBench() },
   { name: 'redemption (full redemption vs bare Koa pass-through)', run: () => runRedemptionBench() },
+  { name: 'durable claims (claim with and without WAIT 1, healthy replica on loopback)', run: () => runDurableClaimBench() },
 ];
 
 for (const b of benches) {

@@ -76,7 +76,7 @@ export const configSchema = z
         pepper: z.string().min(32, 'must be at least 32 characters of random data').optional(),
         /** Failed authentications per client IP per minute (kept in memory only, never stored). */
         authFailuresPerIpPerMinute: z.number().int().min(1).default(30),
-        /** Failed authentications per minute across all clients and pods. */
+        /** Failed authentications per minute across all clients and pods; above it, addresses that failed in the minute get 429 (others are still checked). */
         authFailuresGlobalPerMinute: z.number().int().min(1).default(2_000),
         accountCreationsPerIpPerMinute: z.number().int().min(1).default(10),
       })
@@ -109,6 +109,10 @@ export const configSchema = z
         requestsPerMinute: z.number().int().min(1).default(120),
         /** Extra transient abuse tokens per account per epoch (theft/revocation), beyond the first. */
         transientReissuesPerEpoch: z.number().int().min(0).max(100).default(2),
+        /** Abuse tokens (permanent, transient) only for accounts with a paid purchase: else a fresh pseudonym is free and blacklists are a formality. */
+        abuseTokensRequirePurchase: z.boolean().default(true),
+        /** Whether an admin grant counts as a purchase for abuse tokens (the operator vouches for whoever it grants to). */
+        grantsCountAsPurchase: z.boolean().default(false),
         /** How long a retry with the same Idempotency-Key gets the same signatures. */
         idempotencyTtlSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
         /** A request still "pending" after this long (its pod died) may be taken over by a retry. */
@@ -178,6 +182,8 @@ const ENV: readonly [string, string[], EnvKind][] = [
   ['LLMTOR_MAX_BATCH', ['issuance', 'maxBatchSize'], 'int'],
   ['LLMTOR_ISSUANCE_PER_MINUTE', ['issuance', 'requestsPerMinute'], 'int'],
   ['LLMTOR_TRANSIENT_REISSUES', ['issuance', 'transientReissuesPerEpoch'], 'int'],
+  ['LLMTOR_ABUSE_TOKENS_REQUIRE_PURCHASE', ['issuance', 'abuseTokensRequirePurchase'], 'bool'],
+  ['LLMTOR_GRANTS_COUNT_AS_PURCHASE', ['issuance', 'grantsCountAsPurchase'], 'bool'],
   ['LLMTOR_SIGNER_THREADS', ['issuance', 'signerThreads'], 'int'],
   ['LLMTOR_ABANDONED_AFTER_MS', ['issuance', 'abandonedAfterMs'], 'int'],
   ['LLMTOR_ISSUANCE_KEY_GRACE_MS', ['issuance', 'keyGraceMs'], 'int'],

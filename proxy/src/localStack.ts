@@ -21,7 +21,15 @@ export async function startLocalStack(o: { config?: ProxyConfigInput; overrides?
   const roles = o.config?.roles ?? ((await loadRedemptionModule()) ? ['issuance', 'redemption'] : ['issuance']);
   const config = loadConfig({
     env: o.env ?? {},
-    overrides: { logLevel: 'warn', ...o.config, roles, adminToken, listen: { host: '127.0.0.1', port: 0, ...o.config?.listen } },
+    overrides: {
+      logLevel: 'warn',
+      ...o.config,
+      roles,
+      adminToken,
+      listen: { host: '127.0.0.1', port: 0, ...o.config?.listen },
+      // No Stripe here: the admin grant is how a local account pays, so it counts for abuse tokens.
+      issuance: { grantsCountAsPurchase: true, ...o.config?.issuance },
+    },
   });
   const proxy = await startProxy(config, o.overrides);
   return { url: proxy.url, adminToken, proxy, stop: () => proxy.stop(2_000) };

@@ -16,6 +16,8 @@ export interface RedisHandle {
   port: number;
   /** Only for a spawned server: kill it (SIGKILL to simulate a crash) and start it again on the same port and data dir. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Only for a spawned server: sends a signal without waiting for an exit (SIGSTOP/SIGCONT to stall it). */
+  signal(signal: NodeJS.Signals): void;
   restart(): Promise<void>;
   stop(): Promise<void>;
   readonly spawned: boolean;
@@ -68,7 +70,17 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisHan
     const noop = async () => {
       throw new Error('cannot kill/restart an external REDIS_URL server');
     };
-    return { url, port: Number(new URL(url).port || 6379), kill: noop, restart: noop, stop: async () => {}, spawned: false };
+    return {
+      url,
+      port: Number(new URL(url).port || 6379),
+      kill: noop,
+      signal: () => {
+        throw new Error('cannot signal an external REDIS_URL server');
+      },
+      restart: noop,
+      stop: async () => {},
+      spawned: false,
+    };
   }
   const bin = redisServerPath();
   if (!bin) {
@@ -104,8 +116,13 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisHan
     port,
     spawned: true,
     kill,
+    signal: (signal) => {
+      child.kill(signal);
+    },
     restart: start,
     stop: async () => {
+      // A stopped server would never see the SIGTERM.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
       await kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
@@ -123,7 +140,17 @@ async function tryTestcontainers(): Promise<RedisHandle | undefined> {
     const no = async () => {
       throw new Error('kill/restart is not supported for a testcontainers Redis');
     };
-    return { url: `redis://${c.getHost()}:${port}`, port, spawned: false, kill: no, restart: no, stop: () => c.stop() };
+    return {
+      url: `redis://${c.getHost()}:${port}`,
+      port,
+      spawned: false,
+      kill: no,
+      signal: () => {
+        throw new Error('cannot signal a testcontainers Redis');
+      },
+      restart: no,
+      stop: () => c.stop(),
+    };
   } catch {
     return undefined;
   }

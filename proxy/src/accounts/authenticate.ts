@@ -19,21 +19,59 @@ export interface Authenticator {
 
 export function createAuthenticator(o: { store: IdentityStore; pepper: string; perIpPerMinute: number; globalPerMinute: number; now: () => number }): Authenticator {
   const perIp = new IpLimiter(o.perIpPerMinute, MINUTE);
+  /** Addresses with a failed attempt in this window: over the global budget they get no further attempt. */
+  const failedOnce = new IpLimiter(1, MINUTE);
+  /** Lookups in flight by address and key hash (memory only): concurrent requests with one key share one lookup and one count. */
+  const inflight = new Map<string, Promise<string | undefined>>();
   const unauthorized = () =>
     new ApiError(401, 'invalid_account_key', 'missing or invalid account key: send Authorization: Bearer <account key>', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor"' } });
+  const tooMany = (retryAfterMs: number) => tooManyRequests('too many failed account-key attempts from this address', retryAfterMs);
+
+  /** One key tried from one address. Counted as a failure before the lookup's await and given back if the key is right. */
+  const lookup = (ip: string, keyHash: string, now: number): Promise<string | undefined> => {
+    const reserved = perIp.hit(ip, now, 1);
+    if (!reserved.allowed) return Promise.reject(tooMany(reserved.retryAfterMs));
+    return o.store.accountIdForKeyHash(keyHash).then(async (accountId) => {
+      if (accountId) perIp.refund(ip, now);
+      else {
+        failedOnce.hit(ip, now, 1);
+        await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 1);
+      }
+      return accountId;
+    });
+  };
+
   return {
     async authenticate(ctx: Context): Promise<string> {
       const now = o.now();
       const ip = ctx.ip || 'unknown';
       const ipCheck = perIp.hit(ip, now, 0);
-      if (!ipCheck.allowed) throw tooManyRequests('too many failed account-key attempts from this address', ipCheck.retryAfterMs);
+      if (!ipCheck.allowed) throw tooMany(ipCheck.retryAfterMs);
       const global = await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 0);
-      if (!global.allowed) throw tooManyRequests('too many failed account-key attempts; try again shortly', global.retryAfterMs);
+      // Over the global budget (a flood of wrong keys from many addresses) an address that has failed in
+      // this window gets no more attempts, but one that has not still authenticates: the flood costs each
+      // attacking address its attempts, not every user their access.
+      if (!global.allowed) {
+        const once = failedOnce.hit(ip, now, 0);
+        if (!once.allowed) throw tooManyRequests('too many failed account-key attempts; try again shortly', Math.max(once.retryAfterMs, global.retryAfterMs));
+      }
       const digits = accountKeyFromAuthorization(ctx.get('authorization') || undefined);
-      const accountId = digits ? await o.store.accountIdForKeyHash(hashAccountKey(o.pepper, digits)) : undefined;
+      if (!digits) {
+        const r = perIp.hit(ip, now, 1);
+        if (!r.allowed) throw tooMany(r.retryAfterMs);
+        failedOnce.hit(ip, now, 1);
+        await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 1);
+        throw unauthorized();
+      }
+      const keyHash = hashAccountKey(o.pepper, digits);
+      const slot = `${ip} ${keyHash}`;
+      let p = inflight.get(slot);
+      if (!p) {
+        p = lookup(ip, keyHash, now).finally(() => inflight.delete(slot));
+        inflight.set(slot, p);
+      }
+      const accountId = await p;
       if (accountId) return accountId;
-      perIp.hit(ip, now, 1);
-      await o.store.rateLimit('authfail:global', o.globalPerMinute, MINUTE, now, 1);
       throw unauthorized();
     },
   };

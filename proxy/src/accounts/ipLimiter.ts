@@ -25,6 +25,12 @@ export class IpLimiter {
     return { allowed: true, retryAfterMs: 0 };
   }
 
+  /** Gives back `cost` counted by hit() in the same window (an attempt that turned out not to count). */
+  refund(ip: string, now: number, cost = 1): void {
+    const e = this.windows.get(ip);
+    if (e && e.window === Math.floor(now / this.windowMs)) e.count = Math.max(0, e.count - cost);
+  }
+
   private prune(window: number): void {
     for (const [k, v] of this.windows) if (v.window !== window) this.windows.delete(k);
     // Still full (an attack from many addresses): forget everything rather than grow; the global limit still holds.

@@ -11,13 +11,15 @@ import { encodeBatchTokenResponse, encodeTokenResponse, ProtocolError, type Keyr
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { ApiError } from '../http/apiError.js';
-import type { IdentityStore } from '../store/identityStore.js';
+import type { AbuseTokenRequirement, IdentityStore } from '../store/identityStore.js';
 import { checkBlindedMessages, issuanceBodyHash, parseIssuanceBody, responseMediaType, selectIssuingKey, type IssuanceShape } from './parseIssuanceRequest.js';
 import type { BatchSigner } from './signer.js';
 
 export interface IssuanceSettings {
   maxBatchSize: number;
   transientReissuesPerEpoch: number;
+  /** What an account must have done before it gets abuse tokens (see IssuanceReservationRequest). */
+  abuseRequires: AbuseTokenRequirement;
   idempotencyTtlMs: number;
   pendingTakeoverMs: number;
   /** How long after a key's issuance end it still signs (requests in flight at a rotation, client clock skew). */
@@ -57,6 +59,7 @@ export async function issueTokens(d: IssuanceDeps, accountId: string, shape: Iss
     epoch: key.meta.epoch ?? '',
     count,
     quotaLimit,
+    abuseRequires: d.settings.abuseRequires,
     now,
     ttlMs: d.settings.idempotencyTtlMs,
     takeoverMs: d.settings.pendingTakeoverMs,
@@ -74,6 +77,13 @@ export async function issueTokens(d: IssuanceDeps, accountId: string, shape: Iss
       throw new ApiError(403, 'abuse_token_quota_exhausted', purpose === 'permanent' ? 'the permanent abuse token of this account was already issued' : `the transient abuse tokens of epoch ${key.meta.epoch} are used up (${r.used} of ${r.limit})`, {
         details: { purpose, used: r.used, limit: r.limit, ...(key.meta.epoch ? { epoch: key.meta.epoch } : {}) },
       });
+    case 'unpaid':
+      throw new ApiError(
+        402,
+        'purchase_required',
+        `${purpose} abuse tokens are issued only to accounts with a paid purchase${d.settings.abuseRequires === 'purchase_or_grant' ? ' or an admin grant' : ''}, so that a new pseudonym costs a purchase; buy a credit pack (POST /v1/purchases), then retry this request once the payment is credited`,
+        { details: { purpose } },
+      );
     case 'reserved':
     case 'takeover':
       break;

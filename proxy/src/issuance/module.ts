@@ -80,6 +80,7 @@ export async function createIssuanceModule(deps: AppDeps, o: IssuanceModuleOptio
       settings: {
         maxBatchSize: o.config.issuance.maxBatchSize,
         transientReissuesPerEpoch: o.config.issuance.transientReissuesPerEpoch,
+        abuseRequires: !o.config.issuance.abuseTokensRequirePurchase ? 'none' : o.config.issuance.grantsCountAsPurchase ? 'purchase_or_grant' : 'purchase',
         idempotencyTtlMs: o.config.issuance.idempotencyTtlSeconds * 1000,
         pendingTakeoverMs: o.config.issuance.pendingTakeoverMs,
         keyGraceMs: o.config.issuance.keyGraceMs,

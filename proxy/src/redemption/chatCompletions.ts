@@ -26,7 +26,7 @@ import { ABUSE_HEADER, type AbuseTokenCache, parseCreditTokens, verifyCreditToke
 import { RedemptionError } from './errors.js';
 import type { Outcome, RedemptionMetrics } from './metrics.js';
 import { creditsNeeded, maxBodyFor } from './pricing.js';
-import type { RedemptionStore } from './store.js';
+import { ClaimNotApplied, type RedemptionStore } from './store.js';
 import { TokenSecrets } from './tokenHashes.js';
 
 export interface ResolvedModel {
@@ -138,7 +138,17 @@ function modelConfigs(rt: RedemptionRuntime): ModelConfig[] {
 }
 
 function storeUnavailable(): RedemptionError {
-  return new RedemptionError(503, 'store_unavailable', 'the spent-token store is unreachable; nothing was spent, retry later', { headers: { 'retry-after': '1' } });
+  return new RedemptionError(503, 'store_unavailable', 'the spent-token store is unreachable; nothing was spent, retry later', { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } });
+}
+
+/** The store failed with the claim possibly applied (the connection broke after sending it): say what is known. */
+function storeFailedDuringClaim(leaseSeconds: number): RedemptionError {
+  return new RedemptionError(
+    503,
+    'store_unavailable',
+    `the spent-token store failed while the tokens were being claimed; nothing was forwarded. If the claim was recorded before the failure, the tokens are held for this same request: retry it unchanged (same body and tokens) to get its answer, after at most ${leaseSeconds} s (409 request_in_progress until then); otherwise they are unspent`,
+    { headers: { 'retry-after': '1' }, extra: { tokens_spent: 'unknown' } },
+  );
 }
 
 async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: Outcome; stream: boolean }> {
@@ -211,9 +221,9 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
       ...(pseudonym ? { pseudonym: { permanent: pseudonym.permanent, transient: pseudonym.transient } } : {}),
       rateLimit: { limit: cfg.rateLimit.requests, windowMs: cfg.rateLimit.windowSeconds * 1000 },
     });
-  } catch {
+  } catch (e) {
     rt.logger.warn('redemption: spent-token store unavailable');
-    throw storeUnavailable();
+    throw e instanceof ClaimNotApplied ? storeUnavailable() : storeFailedDuringClaim(cfg.inProgressLeaseSeconds);
   }
 
   switch (claim.kind) {
@@ -238,6 +248,15 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
       replay(ctx, answer, k);
       return { outcome: 'replayed', stream };
     }
+    case 'unconfirmed':
+      rt.logger.warn('redemption: claim not confirmed on enough Redis replicas');
+      if (!claim.released) throw storeFailedDuringClaim(cfg.inProgressLeaseSeconds);
+      throw new RedemptionError(
+        503,
+        'store_unavailable',
+        `the spent-token store could not confirm the claim on a replica within ${cfg.durableClaims.timeoutMs} ms (a failover could have lost it); nothing was forwarded and the claim was undone, so nothing was spent: retry later`,
+        { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } },
+      );
     case 'claimed':
       break;
   }

@@ -49,7 +49,8 @@ export const chatRequestSchema = z.object({
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
-  logit_bias: z.record(z.number().min(-100).max(100)).nullable().optional(),
+  // Keys are token ids: free text there would be forwarded without moderation.
+  logit_bias: z.record(z.string().regex(/^\d{1,10}$/, 'keys must be token ids'), z.number().min(-100).max(100)).nullable().optional(),
   logprobs: z.boolean().nullable().optional(),
   top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
   seed: z.number().int().nullable().optional(),
@@ -123,9 +124,33 @@ export interface ModerationInput {
   imageUrls: string[];
 }
 
+/** Every key and string value of a JSON document (a tool's parameters, a response schema): all of it reaches the model. */
+function jsonTexts(v: unknown, out: string[]): void {
+  if (typeof v === 'string') {
+    if (v) out.push(v);
+  } else if (Array.isArray(v)) {
+    for (const x of v) jsonTexts(x, out);
+  } else if (v !== null && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      out.push(k);
+      jsonTexts(x, out);
+    }
+  }
+}
+
+/**
+ * Every free text the upstream receives (the allowlist of chatRequestSchema), so that no
+ * field carries what moderation would refuse in a message: contents, refusals, tool calls
+ * (names, ids, arguments), tool definitions (names, descriptions, parameter schemas), the
+ * forced tool, the response schema (name, description, schema) and stop sequences. The
+ * other forwarded fields are numbers, booleans, enums or token ids.
+ */
 export function moderationInput(req: ChatRequest): ModerationInput {
   const texts: string[] = [];
   const imageUrls: string[] = [];
+  const push = (t: string | null | undefined): void => {
+    if (t) texts.push(t);
+  };
   for (const m of req.messages) {
     const c = m.content;
     if (typeof c === 'string') {
@@ -137,8 +162,32 @@ export function moderationInput(req: ChatRequest): ModerationInput {
         else imageUrls.push(p.image_url.url);
       }
     }
-    if (m.role === 'assistant' && m.tool_calls) for (const t of m.tool_calls) texts.push(t.function.arguments);
+    if (m.role === 'assistant') {
+      push(m.refusal);
+      if (m.tool_calls) {
+        for (const t of m.tool_calls) {
+          push(t.id);
+          push(t.function.name);
+          push(t.function.arguments);
+        }
+      }
+    }
+    if (m.role === 'tool') push(m.tool_call_id);
   }
+  for (const t of req.tools ?? []) {
+    push(t.function.name);
+    push(t.function.description);
+    jsonTexts(t.function.parameters, texts);
+  }
+  if (typeof req.tool_choice === 'object') push(req.tool_choice.function.name);
+  if (req.response_format?.type === 'json_schema') {
+    const js = req.response_format.json_schema;
+    push(js.name);
+    push(js.description);
+    jsonTexts(js.schema, texts);
+  }
+  if (typeof req.stop === 'string') push(req.stop);
+  else if (req.stop) for (const s of req.stop) push(s);
   return { texts, imageUrls };
 }
 

@@ -147,6 +147,20 @@ export const redemptionConfigSchema = z
     maxTokensPerRequest: z.number().int().min(1).max(256).default(64),
     /** Redis command deadline on the request path; past it the request fails closed with 503. */
     redisTimeoutMs: z.number().int().positive().default(2_000),
+    /**
+     * Replication is asynchronous: a claim the primary answered can be lost when a replica that
+     * had not received it is promoted, and the token is then accepted twice. With `replicas` > 0
+     * a request is forwarded only after `WAIT replicas timeoutMs` confirms its claim on that many
+     * replicas; else the claim is released and the client gets 503 (nothing spent). `auto`: 1
+     * with Sentinel or Cluster, 0 (off) for a single node.
+     */
+    durableClaims: z
+      .object({
+        replicas: z.union([z.literal('auto'), z.number().int().min(0).max(16)]).default('auto'),
+        timeoutMs: z.number().int().min(1).max(60_000).default(500),
+      })
+      .strict()
+      .default({}),
     /** Bearer token for /admin/pseudonyms (the app may pass its own admin credential here). Unset = admin API off. */
     adminToken: z.string().min(16).optional(),
     /** Moderation flags per pseudonym after which it is blacklisted automatically (0 = never). */

@@ -7,6 +7,7 @@
  * account data reachable.
  */
 import Router from '@koa/router';
+import { Cluster, type Redis } from 'ioredis';
 import type { AppDeps, RoleModule } from '../appTypes.js';
 import { createModerator } from '../moderation/index.js';
 import { HttpUpstream } from '../upstream/httpUpstream.js';
@@ -48,7 +49,9 @@ export async function createRedemptionModule(deps: AppDeps, config: RedemptionCo
     models.set(m.id, { config: m, providerName: m.provider, upstream, upstreamModel: m.upstreamModel ?? m.id, transform: provider.transform });
   }
 
-  const store = deps.redis ? new RedisRedemptionStore(deps.redis, cfg.keyPrefix, cfg.redisTimeoutMs) : new MemoryRedemptionStore(deps.now);
+  const store = deps.redis
+    ? new RedisRedemptionStore(deps.redis, cfg.keyPrefix, cfg.redisTimeoutMs, { replicas: claimReplicas(deps.redis, cfg.durableClaims.replicas), timeoutMs: cfg.durableClaims.timeoutMs })
+    : new MemoryRedemptionStore(deps.now);
   const rt: RedemptionRuntime = {
     config: cfg,
     deps,
@@ -84,4 +87,11 @@ export async function createRedemptionModule(deps: AppDeps, config: RedemptionCo
       await Promise.all(standIns.map((s) => s.close()));
     },
   };
+}
+
+/** `auto`: wait for one replica where a failover can promote one (Sentinel, Cluster), none on a single node. */
+function claimReplicas(redis: Redis | Cluster, configured: number | 'auto'): number {
+  if (configured !== 'auto') return configured;
+  if (redis instanceof Cluster) return 1;
+  return (redis.options.sentinels?.length ?? 0) > 0 ? 1 : 0;
 }

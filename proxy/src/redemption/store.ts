@@ -29,7 +29,24 @@ export type ClaimResult =
   | { kind: 'in_progress'; retryAfterMs: number }
   | { kind: 'conflict' }
   | { kind: 'blacklisted' }
-  | { kind: 'rate_limited'; retryAfterMs: number };
+  | { kind: 'rate_limited'; retryAfterMs: number }
+  /**
+   * Claimed on the primary, but not confirmed on enough replicas in time (a failover could lose
+   * it): nothing may be forwarded. `released`: the claim was undone, the tokens are unspent.
+   */
+  | { kind: 'unconfirmed'; released: boolean };
+
+/**
+ * A claim that certainly did not and will not take effect (it timed out before its deadline in
+ * Redis, or reached Redis too late): the client may be told that nothing was spent. Any other
+ * error from claim() leaves that open (the connection broke after the claim may have run).
+ */
+export class ClaimNotApplied extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClaimNotApplied';
+  }
+}
 
 export type BlacklistKind = 'permanent' | 'transient';
 

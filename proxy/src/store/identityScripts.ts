@@ -36,9 +36,21 @@ end
  * signing), `done` (answer stored for retries), `aborted` (the sweeper gave the
  * debit back after the pod died; a retry reserves afresh).
  *
- * KEYS: acct, journal, idem. ARGV: requestId, bodyHash, purpose, epoch, count, quotaLimit, now, ttlMs, takeoverMs.
+ * Abuse tokens need a paid purchase first (ARGV[10] 'purchase'): one whose
+ * credits are not all reversed by refunds or disputes; with 'purchase_or_grant'
+ * an admin grant counts too (the acct field `granted`, written by the grant script).
+ *
+ * KEYS: acct, journal, idem, purchases.
+ * ARGV: requestId, bodyHash, purpose, epoch, count, quotaLimit, now, ttlMs, takeoverMs, abuseRequires.
  */
 export const reserveIssuance = new LuaScript(`${HELPERS}
+local function paidOnce()
+  for _, raw in ipairs(redis.call('HVALS', KEYS[4])) do
+    local ok, rec = pcall(cjson.decode, raw)
+    if ok and rec.status == 'paid' and (tonumber(rec.reversed) or 0) < (tonumber(rec.credits) or 0) then return true end
+  end
+  return false
+end
 local st = redis.call('HMGET', KEYS[3], 'state', 'hash', 'at')
 if st[1] then
   if st[2] ~= ARGV[2] then return {'conflict'} end
@@ -57,6 +69,10 @@ if purpose == 'credit' then
   bal = redis.call('HINCRBY', KEYS[1], 'balance', -count)
   journal('issue', -count, bal, ARGV[7], ARGV[1], nil)
 else
+  local req = ARGV[10]
+  if req ~= 'none' and not paidOnce() and not (req == 'purchase_or_grant' and redis.call('HEXISTS', KEYS[1], 'granted') == 1) then
+    return {'unpaid'}
+  end
   local field = quotaField(purpose, ARGV[4])
   local used = tonumber(redis.call('HGET', KEYS[1], field) or '0')
   local limit = tonumber(ARGV[6])
@@ -125,6 +141,7 @@ return 1
 /** KEYS: acct, journal. ARGV: credits, grantId, note, now. */
 export const grant = new LuaScript(`${HELPERS}
 local bal = redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'granted', ARGV[1])
 journal('grant', tonumber(ARGV[1]), bal, ARGV[4], ARGV[2], ARGV[3])
 return bal
 `);

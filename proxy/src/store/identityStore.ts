@@ -45,10 +45,18 @@ export interface IssuanceReservationRequest {
   count: number;
   /** Abuse tokens: most tokens of this purpose (per epoch for transient) an account may get. */
   quotaLimit: number;
+  /**
+   * Abuse tokens only: what the account must have done first, so that a fresh pseudonym costs
+   * something. `purchase` = a paid purchase not fully refunded/disputed; `purchase_or_grant` =
+   * that or an admin grant; `none` = nothing. Ignored for credit tokens (they cost a credit each).
+   */
+  abuseRequires: AbuseTokenRequirement;
   now: number;
   ttlMs: number;
   takeoverMs: number;
 }
+
+export type AbuseTokenRequirement = 'purchase' | 'purchase_or_grant' | 'none';
 
 export type Reservation =
   | { kind: 'reserved'; balance: number }
@@ -58,7 +66,9 @@ export type Reservation =
   | { kind: 'conflict' }
   | { kind: 'in_progress' }
   | { kind: 'insufficient'; balance: number }
-  | { kind: 'quota'; used: number; limit: number };
+  | { kind: 'quota'; used: number; limit: number }
+  /** Abuse tokens for an account that has not paid (see `abuseRequires`). */
+  | { kind: 'unpaid' };
 
 export type PaymentOutcome =
   | { outcome: 'credited'; credits: number; balance: number }

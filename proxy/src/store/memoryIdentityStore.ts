@@ -21,6 +21,8 @@ import type {
 interface Account {
   createdAt: number;
   balance: number;
+  /** Credits ever granted by an admin (abuse tokens may require a purchase or a grant). */
+  granted: number;
   quota: Map<string, number>;
   journal: JournalEntry[];
   purchases: Map<string, PurchaseRecord>;
@@ -45,7 +47,7 @@ export class MemoryIdentityStore implements IdentityStore {
   private account(id: string): Account {
     let a = this.accounts.get(id);
     if (!a) {
-      a = { createdAt: 0, balance: 0, quota: new Map(), journal: [], purchases: new Map(), idem: new Map(), events: new Map() };
+      a = { createdAt: 0, balance: 0, granted: 0, quota: new Map(), journal: [], purchases: new Map(), idem: new Map(), events: new Map() };
       this.accounts.set(id, a);
     }
     return a;
@@ -93,6 +95,7 @@ export class MemoryIdentityStore implements IdentityStore {
   async grant(accountId: string, credits: number, grantId: string, note: string, now: number): Promise<{ balance: number }> {
     const a = this.account(accountId);
     a.balance += credits;
+    a.granted += credits;
     this.append(a, 'grant', credits, now, grantId, note);
     return { balance: a.balance };
   }
@@ -184,6 +187,8 @@ export class MemoryIdentityStore implements IdentityStore {
       a.balance -= r.count;
       this.append(a, 'issue', -r.count, r.now, r.requestId);
     } else {
+      const paid = [...a.purchases.values()].some((p) => p.status === 'paid' && (p.reversed ?? 0) < p.credits);
+      if (r.abuseRequires !== 'none' && !paid && !(r.abuseRequires === 'purchase_or_grant' && a.granted > 0)) return { kind: 'unpaid' };
       const f = this.quotaField(r.purpose, r.epoch);
       const used = a.quota.get(f) ?? 0;
       if (used + r.count > r.quotaLimit) return { kind: 'quota', used, limit: r.quotaLimit };

@@ -4,7 +4,7 @@
  * touches one slot. Key layout (prefix default `llmtor:`):
  *
  *   acctkey:{<keyHash>}            → accountId            (account key hash index)
- *   {a:<id>}:acct                  hash balance, created, perm, tr:<epoch>
+ *   {a:<id>}:acct                  hash balance, created, perm, tr:<epoch>, granted (credits ever granted by an admin)
  *   {a:<id>}:journal               stream: type delta balance at ref [note]
  *   {a:<id>}:purchases             hash sessionId → PurchaseRecord JSON
  *   {a:<id>}:idem:<requestId>      hash state hash at count purpose epoch [resp] (TTL)
@@ -164,7 +164,18 @@ export class RedisIdentityStore implements IdentityStore {
     await this.redis.zadd(this.pendingIndex, score, member);
     let out: [string, number?, number?];
     try {
-      out = await scripts.reserveIssuance.run(this.redis, [k.acct, k.journal, idem], [r.requestId, r.bodyHash, r.purpose, r.epoch, r.count, r.quotaLimit, r.now, r.ttlMs, r.takeoverMs]);
+      out = await scripts.reserveIssuance.run(this.redis, [k.acct, k.journal, idem, k.purchases], [
+        r.requestId,
+        r.bodyHash,
+        r.purpose,
+        r.epoch,
+        r.count,
+        r.quotaLimit,
+        r.now,
+        r.ttlMs,
+        r.takeoverMs,
+        r.abuseRequires,
+      ]);
     } catch (e) {
       this.attempts.delete(member);
       throw e;
@@ -188,6 +199,7 @@ export class RedisIdentityStore implements IdentityStore {
       case 'takeover':
       case 'conflict':
       case 'in_progress':
+      case 'unpaid':
         return { kind: out[0] };
       default:
         throw new Error(`unexpected reserve result ${String(out[0])}`);

@@ -18,12 +18,12 @@ import {
   NativeTokenClient as TokenClient,
 } from '@llmtor/protocol';
 import { BlindSigner, generateSigningKey } from '@llmtor/protocol/server';
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
 import { adminGrant, blindRequests, createAccount, getAccount, postBatch, type HttpError } from '../../src/dev/identityClient.js';
 import { issuanceBodyHash } from '../../src/issuance/parseIssuanceRequest.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, sharedTestKeys, StaticKeySource, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, recordPaidPurchase, sharedTestKeys, StaticKeySource, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
 
 const DAY = 86_400_000;
 
@@ -100,6 +100,13 @@ describe('identity: issuance', function () {
     if (credits > 0) await adminGrant(proxy.url, ADMIN_TOKEN, key, credits);
     return { key, account: await accountRef(proxy.url, key) };
   }
+  /** An account with a paid purchase (abuse tokens need one). */
+  async function paid(credits: number) {
+    const key = await createAccount(proxy.url);
+    const account = await accountRef(proxy.url, key);
+    const purchase = await recordPaidPurchase(proxy.identityStore!, account, credits);
+    return { key, account, purchase };
+  }
   const credit = () => keyOf(proxy.keys2.entries, 'credit');
 
   async function ledgerOk(account: string, balance: number) {
@@ -146,7 +153,7 @@ describe('identity: issuance', function () {
     const { key, account } = await funded(3);
     const body = single(credit());
     await proxy.identityStore!.reserveIssuance(account, {
-      requestId: 'orphan', bodyHash: issuanceBodyHash('single', body), purpose: 'credit', epoch: '', count: 1, quotaLimit: 0, now: clock, ttlMs: DAY, takeoverMs: 5_000,
+      requestId: 'orphan', bodyHash: issuanceBodyHash('single', body), purpose: 'credit', epoch: '', count: 1, quotaLimit: 0, abuseRequires: 'purchase', now: clock, ttlMs: DAY, takeoverMs: 5_000,
     });
     assert.equal((await issue(proxy.url, key, body, { id: 'orphan' })).status, 409);
     clock += 6_000;
@@ -179,8 +186,70 @@ describe('identity: issuance', function () {
     await ledgerOk(account, 7);
   });
 
+  it('abuse tokens only for an account with a paid purchase: an unpaid or admin-granted account gets 402 purchase_required and keeps its quota', async () => {
+    const perm = keyOf(proxy.keys2.entries, 'permanent');
+    const tr = keyOf(proxy.keys2.entries, 'transient');
+    for (const credits of [0, 50]) {
+      const { key, account } = await funded(credits);
+      for (const k of [perm, tr]) {
+        const r = await issue(proxy.url, key, single(k));
+        assert.equal(r.status, 402);
+        assert.equal(r.error!.code, 'purchase_required');
+        assert.equal(r.error!.purpose, k.meta.purpose);
+        assert.match(r.error!.message as string, /paid purchase.*POST \/v1\/purchases/);
+        assert.doesNotMatch(r.error!.message as string, /admin grant/);
+      }
+      const view = await getAccount(proxy.url, key);
+      assert.equal(view.abuse_tokens.permanent.issued, 0);
+      assert.equal(view.abuse_tokens.transient.issued, 0);
+      await ledgerOk(account, credits);
+      // Credit tokens need no purchase: they cost a credit each.
+      if (credits > 0) assert.equal((await issue(proxy.url, key, single(credit()))).status, 200);
+      // Once a purchase is paid, the same account gets them.
+      await recordPaidPurchase(proxy.identityStore!, account, 10);
+      assert.equal((await issue(proxy.url, key, single(perm))).status, 200);
+      assert.equal((await issue(proxy.url, key, single(tr))).status, 200);
+    }
+  });
+
+  it('a purchase refunded in full no longer counts for abuse tokens', async () => {
+    const { key, account, purchase } = await paid(10);
+    const r = await proxy.identityStore!.applyReversal(account, { sessionId: purchase.sessionId, eventId: 'evt_full_refund', kind: 'refund', targetCredits: 10, now: Date.now(), eventTtlMs: DAY });
+    assert.equal(r.outcome, 'reversed');
+    const refused = await issue(proxy.url, key, single(keyOf(proxy.keys2.entries, 'permanent')));
+    assert.equal(refused.status, 402);
+    assert.equal(refused.error!.code, 'purchase_required');
+  });
+
+  it('admin grants count for abuse tokens only when the operator says so (issuance.grantsCountAsPurchase), and the check can be turned off', async () => {
+    const keys = await sharedTestKeys();
+    for (const [issuance, granted, none, redisUrl] of [
+      [{ grantsCountAsPurchase: true }, 200, 402, redis.url],
+      [{ abuseTokensRequirePurchase: false }, 200, 200, redis.url],
+      // The in-process store applies the same rule.
+      [{}, 402, 402, undefined],
+    ] as const) {
+      const other = await startIdentityProxy({ ...(redisUrl ? { redisUrl } : {}), config: { issuance }, overrides: { keySource: new StaticKeySource(async () => keys) } });
+      try {
+        const perm = keyOf(other.keys2.entries, 'permanent');
+        const g = await createAccount(other.url);
+        await adminGrant(other.url, ADMIN_TOKEN, g, 1);
+        assert.equal((await issue(other.url, g, single(perm))).status, granted);
+        const n = await issue(other.url, await createAccount(other.url), single(perm));
+        assert.equal(n.status, none);
+        if (none === 402 && granted === 200) assert.match(n.error!.message as string, /paid purchase or an admin grant/);
+        if (!redisUrl) {
+          await recordPaidPurchase(other.identityStore!, await accountRef(other.url, g), 1);
+          assert.equal((await issue(other.url, g, single(perm))).status, 200);
+        }
+      } finally {
+        await other.stop();
+      }
+    }
+  });
+
   it('the permanent abuse token is issued once per account, ever', async () => {
-    const { key } = await funded(0);
+    const { key } = await paid(1);
     const perm = keyOf(proxy.keys2.entries, 'permanent');
     assert.equal((await issue(proxy.url, key, encodeBatchTokenRequest(reqs(perm, 2)), { type: MEDIA_TYPE_BATCH_REQUEST })).status, 403);
     assert.equal((await issue(proxy.url, key, single(perm))).status, 200);
@@ -194,7 +263,7 @@ describe('identity: issuance', function () {
   });
 
   it('a failed permanent-token signing gives the quota back', async () => {
-    const { key } = await funded(0);
+    const { key } = await paid(1);
     signer.fail = () => true;
     assert.equal((await issue(proxy.url, key, single(keyOf(proxy.keys2.entries, 'permanent')))).status, 503);
     signer.fail = () => false;
@@ -202,7 +271,7 @@ describe('identity: issuance', function () {
   });
 
   it('the transient abuse token is issued once per epoch plus the configured re-issues, and again in the next epoch', async () => {
-    const { key } = await funded(0);
+    const { key } = await paid(1);
     const tr = keyOf(proxy.keys2.entries, 'transient');
     for (let i = 0; i < 3; i++) assert.equal((await issue(proxy.url, key, single(tr))).status, 200);
     const fourth = await issue(proxy.url, key, single(tr));
@@ -291,16 +360,64 @@ describe('identity: rate limits', function () {
     }
   });
 
-  it('limits failed attempts globally across addresses', async () => {
+  it('over the global budget of failed attempts, an address that failed gets no more attempts (one that did not still gets one)', async () => {
     const proxy = await startIdentityProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 4 } } });
     try {
+      const attempt = async (ip: string) => (await fetch(`${proxy.url}/v1/account`, { headers: { authorization: 'Bearer 12', 'x-forwarded-for': ip } })).status;
       const statuses: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        statuses.push((await fetch(`${proxy.url}/v1/account`, { headers: { authorization: 'Bearer 12', 'x-forwarded-for': `10.0.0.${i}` } })).status);
-      }
-      assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429]);
+      for (let i = 0; i < 4; i++) statuses.push(await attempt(`10.0.0.${i}`));
+      // Budget used up: the same addresses again, then a new one twice.
+      for (let i = 0; i < 2; i++) statuses.push(await attempt(`10.0.0.${i}`));
+      statuses.push(await attempt('10.0.0.9'), await attempt('10.0.0.9'));
+      assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429, 401, 429]);
     } finally {
       await proxy.stop();
+    }
+  });
+
+  /** A syntactically valid account key that no account has. */
+  const randomKey = () => Array.from(randomBytes(40), (b) => String(b % 10)).join('');
+
+  it('D4: a flood of wrong keys from many addresses does not lock out a user who has the right key', async () => {
+    const proxy = await startIdentityProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 50, authFailuresPerIpPerMinute: 30 } } });
+    try {
+      const key = await createAccount(proxy.url);
+      await adminGrant(proxy.url, ADMIN_TOKEN, key, 1);
+      const as = (ip: string, k: string, path = '/v1/account') => fetch(`${proxy.url}${path}`, { headers: { authorization: `Bearer ${k}`, 'x-forwarded-for': ip } });
+      // 10 addresses × 10 wrong keys: twice the global budget.
+      const flood = await Promise.all(Array.from({ length: 100 }, (_, i) => as(`10.9.${i % 10}.1`, randomKey()).then((r) => r.status)));
+      assert.ok(flood.includes(429), 'the flood is limited');
+      assert.ok(flood.every((s) => s === 401 || s === 429));
+      // A user with the right key, from an address that did not take part, on both account routes.
+      assert.equal((await as('10.1.1.1', key)).status, 200);
+      const issued = await fetch(`${proxy.url}/token-request`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': '10.1.1.1', 'content-type': MEDIA_TYPE_TOKEN_REQUEST },
+        body: single(keyOf(proxy.keys2.entries, 'credit')),
+      });
+      assert.equal(issued.status, 200);
+      // The flooding addresses stay limited.
+      assert.equal((await as('10.9.0.1', randomKey())).status, 429);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('D5: a burst of concurrent wrong keys from one address is cut at the per-address limit; concurrent requests with the right key share one check', async () => {
+    // On Redis: the race needs a lookup that really waits (the in-process store answers within the same turn).
+    const redis = await startRedis();
+    const proxy = await startIdentityProxy({ redisUrl: redis.url, config: { accounts: { authFailuresPerIpPerMinute: 30, authFailuresGlobalPerMinute: 1_000_000 } } });
+    try {
+      const key = await createAccount(proxy.url);
+      const right = await Promise.all(Array.from({ length: 200 }, () => fetch(`${proxy.url}/v1/account`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status)));
+      assert.deepEqual([...new Set(right)], [200]);
+      const burst = await Promise.all(Array.from({ length: 300 }, () => fetch(`${proxy.url}/v1/account`, { headers: { authorization: `Bearer ${randomKey()}` } }).then((r) => r.status)));
+      const checked = burst.filter((s) => s === 401).length;
+      assert.equal(checked, 30, `${checked} wrong keys were checked against a limit of 30`);
+      assert.equal(burst.filter((s) => s === 429).length, 270);
+    } finally {
+      await proxy.stop();
+      await redis.stop();
     }
   });
 });

@@ -146,7 +146,17 @@ describe('identity: key files wrapped by Azure Key Vault (local stand-in of the 
     const keys = await sharedTestKeys();
     for (const e of keys.entries) await writeKeyFile(dir, e, keys.privateKeys.get(e.meta.keyId)!, e.meta.purpose === 'transient' ? local.kek : vaultWrapper);
     const config = loadConfig({
-      env: { LLMTOR_ROLES: 'issuance', LLMTOR_KEY_DIR: dir, LLMTOR_KEYVAULT_URL: kv.vaultUrl, LLMTOR_KEK_FILE: local.pemFile, LLMTOR_KEK_NAME: local.name, ADMIN_TOKEN, LLMTOR_SIGNER_THREADS: '1' },
+      env: {
+        LLMTOR_ROLES: 'issuance',
+        LLMTOR_KEY_DIR: dir,
+        LLMTOR_KEYVAULT_URL: kv.vaultUrl,
+        LLMTOR_KEK_FILE: local.pemFile,
+        LLMTOR_KEK_NAME: local.name,
+        ADMIN_TOKEN,
+        LLMTOR_SIGNER_THREADS: '1',
+        // Funded by an admin grant; the transient key is tried below.
+        LLMTOR_GRANTS_COUNT_AS_PURCHASE: 'true',
+      },
       overrides: { logLevel: 'silent', listen: { host: '127.0.0.1', port: 0 } },
     });
     assert.deepEqual(config.keys.keyVaultUrls, [kv.vaultUrl]);

@@ -131,7 +131,7 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
     assert.equal((await issue(proxy.url, key, keyOf(proxy.keys2.entries, 'transient'), 1)).status, 200);
 
     // A reservation whose pod died: the sweeper gives it back.
-    await store.reserveIssuance(account, { requestId: 'dead-pod', bodyHash: 'x', purpose: 'credit', epoch: '', count: 4, quotaLimit: 0, now: clock, ttlMs: 86_400_000, takeoverMs: 30_000 });
+    await store.reserveIssuance(account, { requestId: 'dead-pod', bodyHash: 'x', purpose: 'credit', epoch: '', count: 4, quotaLimit: 0, abuseRequires: 'none', now: clock, ttlMs: 86_400_000, takeoverMs: 30_000 });
     clock += proxy.config.issuance.abandonedAfterMs + 1;
     const sweeper = (proxy.modules.find((m) => m.role === 'issuance') as unknown as { sweeper: ReservationSweeper }).sweeper;
     assert.deepEqual((await sweeper.runOnce()).map((s) => [s.requestId, s.count]), [['dead-pod', 4]]);

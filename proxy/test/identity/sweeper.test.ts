@@ -38,7 +38,7 @@ function scenario(name: string, makeStores: () => Promise<{ stores: [IdentitySto
         await stores[0].grant(a, 20, `grant_${a}`, 'test', clock);
       }
       const reserve = (store: IdentityStore, account: string, requestId: string, count: number, purpose: 'credit' | 'permanent' = 'credit') =>
-        store.reserveIssuance(account, { requestId, bodyHash: `h-${requestId}`, purpose, epoch: '', count, quotaLimit: 1, now: clock, ttlMs: DAY, takeoverMs: 30_000 });
+        store.reserveIssuance(account, { requestId, bodyHash: `h-${requestId}`, purpose, epoch: '', count, quotaLimit: 1, abuseRequires: 'none', now: clock, ttlMs: DAY, takeoverMs: 30_000 });
       const complete = (store: IdentityStore, account: string, requestId: string) => store.completeIssuance(account, { requestId, response: new Uint8Array([1, 2, 3]), failed: 0, now: clock, ttlMs: DAY });
 
       // Five requests per account die after the debit (1 + 2 + … + 5 = 15 credits), spread over both pods;

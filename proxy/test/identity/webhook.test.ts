@@ -161,7 +161,7 @@ describe('identity: Stripe webhooks', function () {
     assert.equal((await post(proxy.url, half)).body.outcome, 'duplicate_event');
     await assertLedger(account, 250);
     // Spend 200 of the remaining 250 through the issuance debit.
-    await proxy.identityStore!.reserveIssuance(account, { requestId: 'spend', bodyHash: 'x', purpose: 'credit', epoch: '', count: 200, quotaLimit: 0, now: Date.now(), ttlMs: 60_000, takeoverMs: 60_000 });
+    await proxy.identityStore!.reserveIssuance(account, { requestId: 'spend', bodyHash: 'x', purpose: 'credit', epoch: '', count: 200, quotaLimit: 0, abuseRequires: 'none', now: Date.now(), ttlMs: 60_000, takeoverMs: 60_000 });
     await assertLedger(account, 50);
     assert.equal((await post(proxy.url, refund(500))).body.outcome, 'reversed');
     await assertLedger(account, 0);

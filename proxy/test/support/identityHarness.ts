@@ -5,6 +5,7 @@ import { loadConfig, type ProxyConfigInput } from '../../src/config.js';
 import { generateEphemeralKeys } from '../../src/keys/ephemeralKeySource.js';
 import type { KeySource, LoadedKeys } from '../../src/keys/keySource.js';
 import { startProxy, type ProxyOverrides, type RunningProxy } from '../../src/stack.js';
+import type { IdentityStore } from '../../src/store/identityStore.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789-abcdefghijklmnop';
 export const PEPPER = 'test-pepper-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -89,4 +90,17 @@ export async function hammer(entries: KeyEntry[], urls: string[], accountKey: st
     }),
   );
   return results;
+}
+
+/**
+ * A paid purchase of `credits` on the account, through the store's own checkout and payment steps
+ * (what the Stripe webhook does): abuse tokens need one.
+ */
+export async function recordPaidPurchase(store: IdentityStore, accountId: string, credits: number, now = Date.now()): Promise<{ sessionId: string; paymentIntent: string }> {
+  const sessionId = `cs_test_${randomBytes(8).toString('hex')}`;
+  const paymentIntent = `pi_test_${randomBytes(8).toString('hex')}`;
+  await store.recordCheckout(accountId, { sessionId, packId: 'small', credits, amount: credits, currency: 'eur', createdAt: now, status: 'pending' });
+  const r = await store.applyPayment(accountId, { sessionId, eventId: `evt_${randomBytes(8).toString('hex')}`, paymentIntent, now, eventTtlMs: 86_400_000 });
+  if (r.outcome !== 'credited') throw new Error(`payment not credited: ${r.outcome}`);
+  return { sessionId, paymentIntent };
 }

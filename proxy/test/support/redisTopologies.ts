@@ -190,3 +190,92 @@ export async function startRedisTls(): Promise<TlsRedisHandle> {
   }
   return { url: `rediss://127.0.0.1:${port}`, caFile: f('ca.pem'), stop: () => stopAll([p]) };
 }
+
+export interface FailoverSetHandle {
+  masterName: string;
+  password: string;
+  sentinels: { host: string; port: number }[];
+  primaryPort: number;
+  replicaPort: number;
+  /** One command on a node (by port), with the password; '' when it fails. */
+  command(port: number, ...args: string[]): Promise<string>;
+  /** The master's port as the first Sentinel reports it. */
+  masterPort(): Promise<number>;
+  killPrimary(): Promise<void>;
+  /** Starts the killed primary again on its port and data dir (AOF): Sentinel makes it a replica of the new master. */
+  restartPrimary(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * What production runs with Sentinel: a primary with AOF `appendfsync always`, one replica,
+ * three Sentinels (quorum 2, down after 1 s), everything with a password. Ready when the
+ * replica's link is up and every Sentinel knows the replica and the other two Sentinels.
+ */
+export async function startSentinelFailoverSet(o: { masterName?: string; password?: string } = {}): Promise<FailoverSetHandle> {
+  const masterName = o.masterName ?? 'llmtor-failover';
+  const password = o.password ?? 'failover-test-password';
+  const procs: Proc[] = [];
+  const auth = ['--requirepass', password, '--masterauth', password];
+  try {
+    const primaryPort = await freePort();
+    const primaryDir = mkdtempSync(join(tmpdir(), 'llmtor-primary-'));
+    const primaryArgs = ['--appendonly', 'yes', '--appendfsync', 'always', ...auth];
+    let primary = await spawnRedis(primaryArgs, primaryPort, primaryDir);
+    procs.push(primary);
+    const replicaPort = await freePort();
+    procs.push(await spawnRedis(['--replicaof', '127.0.0.1', String(primaryPort), ...auth], replicaPort, mkdtempSync(join(tmpdir(), 'llmtor-replica-'))));
+    await waitFor('the replica link', 10_000, async () => (await oneShot(replicaPort, ['INFO', 'replication'], password)).includes('master_link_status:up'), procs);
+    const sentinels: { host: string; port: number }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), 'llmtor-sentinel-'));
+      const conf = join(dir, 'sentinel.conf');
+      writeFileSync(
+        conf,
+        [
+          `sentinel monitor ${masterName} 127.0.0.1 ${primaryPort} 2`,
+          `sentinel auth-pass ${masterName} ${password}`,
+          `sentinel down-after-milliseconds ${masterName} 1000`,
+          `sentinel failover-timeout ${masterName} 10000`,
+          '',
+        ].join('\n'),
+      );
+      procs.push(await spawnRedis(['--sentinel'], port, dir, [conf]));
+      sentinels.push({ host: '127.0.0.1', port });
+    }
+    await waitFor('every Sentinel to know the replica and the other Sentinels', 30_000, async () => {
+      const masters = await Promise.all(sentinels.map((s) => oneShot(s.port, ['SENTINEL', 'master', masterName])));
+      return masters.every((m) => {
+        const f = JSON.parse(m || '[]') as string[];
+        const v = (k: string) => f[f.indexOf(k) + 1];
+        return v('num-slaves') === '1' && v('num-other-sentinels') === '2';
+      });
+    }, procs);
+    const handle: FailoverSetHandle = {
+      masterName,
+      password,
+      sentinels,
+      primaryPort,
+      replicaPort,
+      command: (port, ...args) => oneShot(port, args, password),
+      masterPort: async () => Number((JSON.parse((await oneShot(sentinels[0]!.port, ['SENTINEL', 'get-master-addr-by-name', masterName])) || '[]') as string[])[1]),
+      killPrimary: () =>
+        new Promise<void>((resolve) => {
+          if (primary.child.exitCode !== null || primary.child.signalCode !== null) return resolve();
+          primary.child.once('exit', () => resolve());
+          primary.child.kill('SIGKILL');
+        }),
+      restartPrimary: async () => {
+        const i = procs.indexOf(primary);
+        primary = await spawnRedis(primaryArgs, primaryPort, primaryDir);
+        procs[i] = primary;
+      },
+      stop: () => stopAll(procs),
+    };
+    return handle;
+  } catch (e) {
+    await stopAll(procs);
+    throw e;
+  }
+}

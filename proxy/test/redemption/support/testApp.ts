@@ -26,7 +26,8 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(opts: { mint: Mint; config?: RedemptionConfigInput; redisUrl?: string; now?: () => number }): Promise<TestApp> {
+/** `redisClient`: a client the caller made (e.g. through Sentinels, as production does); closed with the app. */
+export async function startTestApp(opts: { mint: Mint; config?: RedemptionConfigInput; redisUrl?: string; redisClient?: Redis; now?: () => number }): Promise<TestApp> {
   const logs: string[] = [];
   const dest = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -36,8 +37,8 @@ export async function startTestApp(opts: { mint: Mint; config?: RedemptionConfig
   });
   const logger = pino({ level: 'trace' }, dest);
   const metrics = new Registry();
-  const redis = opts.redisUrl ? new Redis(opts.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true }) : undefined;
-  if (redis) {
+  const redis = opts.redisClient ?? (opts.redisUrl ? new Redis(opts.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true }) : undefined);
+  if (redis && !opts.redisClient) {
     redis.on('error', () => undefined);
     await redis.connect();
   }

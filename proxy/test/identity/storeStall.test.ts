@@ -1,0 +1,50 @@
+/// <reference types="mocha" />
+/**
+ * The identity side under a stalled Redis (SIGSTOP/SIGCONT of a real redis-server): an
+ * issuance request waits for the store and then completes with one debit. It never answers
+ * "nothing was debited" on a guess (issue 13, D1: the redemption side's 503 was such a guess).
+ */
+import assert from 'node:assert/strict';
+import { encodeTokenRequest, MEDIA_TYPE_TOKEN_REQUEST, TOKEN_TYPE_BLIND_RSA } from '@llmtor/protocol';
+import { startRedis, type RedisHandle } from '@llmtor/devtools';
+import { adminGrant, createAccount } from '../../src/dev/identityClient.js';
+import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+
+describe('identity: issuance under a stalled Redis', function () {
+  this.timeout(60_000);
+  let redis: RedisHandle;
+  let proxy: TestProxy;
+  before(async () => {
+    redis = await startRedis({ forceSpawn: true });
+    proxy = await startIdentityProxy({ redisUrl: redis.url });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await redis?.stop();
+  });
+
+  it('waits for the store and debits once when it resumes', async () => {
+    const key = await createAccount(proxy.url);
+    await adminGrant(proxy.url, ADMIN_TOKEN, key, 5);
+    const account = await accountRef(proxy.url, key);
+    const credit = keyOf(proxy.keys2.entries, 'credit');
+    redis.signal('SIGSTOP');
+    let answered = false;
+    let pending: Promise<Response>;
+    try {
+      pending = fetch(`${proxy.url}/token-request`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': MEDIA_TYPE_TOKEN_REQUEST, 'idempotency-key': 'stalled' },
+        body: encodeTokenRequest({ tokenType: TOKEN_TYPE_BLIND_RSA, truncatedTokenKeyId: credit.truncatedId, blindedMsg: randomBlindedMsg() }),
+      });
+      void pending.then(() => (answered = true));
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal(answered, false, 'no answer while the store is stalled');
+    } finally {
+      redis.signal('SIGCONT');
+    }
+    const res = await pending;
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(await proxy.identityStore!.balance(account), 4);
+  });
+});
