@@ -79,6 +79,11 @@ export class Controller {
       inf.on('update', onOwned);
       inf.on('delete', onOwned);
     }
+    // A Secret that appears (a key-encryption key restored from backup) is a change a failing issuer waits for: no back-off.
+    secrets.on('add', (o: KubernetesObject) => {
+      const issuer = o.metadata?.labels?.[ISSUER_LABEL];
+      if (issuer) this.enqueue(`${o.metadata?.namespace}/${issuer}`, 0, { bypassBackoff: true });
+    });
     const all = [issuers, secrets, configMaps] as unknown as Informer<KubernetesObject>[];
     for (const inf of all) {
       inf.on('error', (err) => {

@@ -10,7 +10,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { CoreV1Event, V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
-import { rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KekRef, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type SigningKeyFile } from '@llmtor/protocol';
+import { describeKekRef, fromBase64Url, rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type LocalKeyEncryptionKey, type SigningKeyFile } from '@llmtor/protocol';
 import { generateSigningKey } from '@llmtor/protocol/server';
 import type { Clock } from './clock.js';
 import { formatDuration } from './duration.js';
@@ -117,7 +117,7 @@ export class Reconciler {
     let kek: Kek | undefined;
     if (!policy.paused) {
       try {
-        kek = await this.resolveKek(issuer, policy);
+        kek = await this.resolveKek(issuer, policy, parsed.files, now);
       } catch (e) {
         const f = e instanceof KekError ? e : new KekError('KeyEncryptionKeyUnavailable', e instanceof Error ? e.message : String(e));
         // Nothing is written but the status: no key is generated, re-wrapped or removed without a working KEK.
@@ -231,29 +231,36 @@ export class Reconciler {
     throw new Error(`no key with a free truncated key id after ${MAX_COLLISION_RETRIES} attempts (${taken.size} of 256 taken)`);
   }
 
-  private async resolveKek(issuer: IssuerObject, policy: IssuerPolicy): Promise<Kek> {
+  private async resolveKek(issuer: IssuerObject, policy: IssuerPolicy, files: ReadonlyMap<string, SigningKeyFile>, now: number): Promise<Kek> {
     const { namespace, name } = issuer.metadata;
     if (policy.protection.type === 'local') {
       const secretName = policy.protection.secretName;
+      // Key files still in their redemption window that the local KEK of this name must open.
+      const wrapped = [...files.values()].filter((f) => now < Date.parse(f.redemptionEnd) && f.privateKey.type === 'envelope' && f.privateKey.kek.provider === 'local' && f.privateKey.kek.keyId === secretName);
       let s = await this.api.getSecret(namespace, secretName);
       if (!s) {
+        // A new KEK would be a silent loss: every file above would stop opening behind a green status.
+        if (wrapped.length) throw this.kekLost(namespace, name, secretName, 'does not exist', wrapped);
         // No owner reference on purpose: deleting the TokenIssuer must not destroy the KEK that opens existing blobs.
         try {
           s = await this.api.createSecret(namespace, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: secretName, namespace, labels: ownedLabels(name) }, data: { [LOCAL_KEK_DATA_KEY]: Buffer.from(newLocalKekPem()).toString('base64') } });
-          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up: losing it loses every signing key`);
+          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up now (docs/operator.md, "Back up the key-encryption key"): losing it loses every signing key`);
         } catch (e) {
           if (!isApiStatus(e, 409)) throw e;
           s = await this.api.getSecret(namespace, secretName);
         }
       }
       const pemB64 = s?.data?.[LOCAL_KEK_DATA_KEY];
-      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; put a PKCS#8 RSA private key PEM there or delete the Secret to have a new one created (only if no key file uses the old one)`);
+      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; restore it from backup${wrapped.length ? '' : ', or delete the Secret to have a new one created (no key file uses it)'}`);
       let kek;
       try {
         kek = localKek(secretName, Buffer.from(pemB64, 'base64').toString('utf8'));
       } catch {
         throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
       }
+      const foreign = await filesNotOpeningWith(kek, wrapped);
+      if (foreign.length) throw this.kekLost(namespace, name, secretName, `holds another key (${kek.fingerprint})`, foreign);
+      this.opts.metrics?.keysUnopenable.set({ namespace, issuer: name }, 0);
       return { wrapper: kek, unwrapper: new CompositeUnwrapper(kek, undefined), description: `local:${secretName}` };
     }
     const { vaultUrl, keyName } = policy.protection;
@@ -270,6 +277,19 @@ export class Reconciler {
     const pem = localSecret?.data?.[LOCAL_KEK_DATA_KEY];
     if (pem) local = localKek(`${name}-kek`, Buffer.from(pem, 'base64').toString('utf8'));
     return { wrapper, unwrapper: new CompositeUnwrapper(local, vault), description: wrapper.ref.keyId };
+  }
+
+  /** The local KEK that opens live key files is gone or replaced: say how to restore it, change nothing. */
+  private kekLost(namespace: string, issuer: string, secretName: string, what: string, files: SigningKeyFile[]): KekError {
+    this.opts.metrics?.keysUnopenable.set({ namespace, issuer }, files.length);
+    const fps = [...new Set(files.map((f) => (f.privateKey.type === 'envelope' ? f.privateKey.kek.fingerprint : undefined) ?? 'no fingerprint (older file)'))];
+    const keys = files.map((f) => `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} ${shortKeyId(f.keyId)}`).join(', ');
+    return new KekError(
+      'KeyEncryptionKeyLost',
+      `local key-encryption key Secret ${namespace}/${secretName} ${what}, but ${files.length} signing key(s) still in their redemption window are wrapped under ${fps.join(', ')}: ${keys}. ` +
+        `Restore Secret ${secretName} from backup: kubectl apply -n ${namespace} -f ${secretName}.backup.yaml (docs/operator.md, "Restore the key-encryption key"). ` +
+        'No key is generated, re-wrapped or removed until then.',
+    );
   }
 
   private vault(vaultUrl: string, keyName: string): AzureKeyVaultKek {
@@ -294,7 +314,10 @@ export class Reconciler {
     const epochKey = live.find((m) => m.purpose === 'transient' && m.epoch === epoch && keyState(m, now) === 'Active');
     const problems = extra.problems.length ? ` Problems: ${extra.problems.join('; ')}.` : '';
     const nextRotation = p.nextRotation !== undefined ? isoSeconds(p.nextRotation) : undefined;
-    if (current && (!needsEpoch || epochKey)) {
+    if (extra.failure?.reason === 'KeyEncryptionKeyLost') {
+      // The keys are listed but no pod can open them: not ready, whatever the schedule says.
+      conditions = cond({ type: 'Ready', status: 'False', reason: 'KeyEncryptionKeyLost', message: extra.failure.message }, conditions);
+    } else if (current && (!needsEpoch || epochKey)) {
       conditions = cond({ type: 'Ready', status: 'True', reason: 'KeysCurrent', message: `credit key ${shortKeyId(current.keyId)} signs until ${current.issuanceEnd}${needsEpoch ? `; epoch ${epoch} key ${shortKeyId(epochKey!.keyId)}` : ''}; ${live.length} keys published.${problems}` }, conditions);
     } else {
       const why = extra.failure ? ` Last failure (${extra.failure.reason}): ${extra.failure.message}` : policy.paused ? ' Rotation is paused (spec.paused); set it to false.' : '';
@@ -406,9 +429,7 @@ function ownerReference(issuer: IssuerObject): V1OwnerReference {
 }
 
 function describeKek(f: SigningKeyFile): string {
-  if (f.privateKey.type === 'plain') return 'plain';
-  const k: KekRef = f.privateKey.kek;
-  return k.provider === 'local' ? `local:${k.keyId}` : k.keyId;
+  return f.privateKey.type === 'plain' ? 'plain' : describeKekRef(f.privateKey.kek);
 }
 
 function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
@@ -426,3 +447,22 @@ function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
   }
 }
 
+
+/** Files whose data key does not unwrap with `kek` (by fingerprint; files without one are tried). */
+async function filesNotOpeningWith(kek: LocalKeyEncryptionKey, files: readonly SigningKeyFile[]): Promise<SigningKeyFile[]> {
+  const out: SigningKeyFile[] = [];
+  for (const f of files) {
+    if (f.privateKey.type !== 'envelope') continue;
+    const fp = f.privateKey.kek.fingerprint;
+    if (fp !== undefined) {
+      if (fp !== kek.fingerprint) out.push(f);
+      continue;
+    }
+    try {
+      (await kek.unwrapKey(f.privateKey.kek, fromBase64Url(f.privateKey.wrappedDataKey))).fill(0);
+    } catch {
+      out.push(f);
+    }
+  }
+  return out;
+}

@@ -89,8 +89,9 @@ function slotOf(m: KeyMetadata): Slot {
   return s;
 }
 
+/** Same key-encryption key; a file without a fingerprint is re-wrapped once to gain one (it must open to be). */
 function sameKek(a: KekRef | null, b: KekRef): boolean {
-  return a !== null && a.provider === b.provider && a.keyId === b.keyId;
+  return a !== null && a.provider === b.provider && a.keyId === b.keyId && (b.fingerprint === undefined || a.fingerprint === b.fingerprint);
 }
 
 interface RollingPolicy {
