@@ -19,7 +19,7 @@ import { directoryConfigMapData, keySecretData, metadataOf, parseKeySecret, same
 import { isApiStatus, type ClusterApi, type IssuerObject } from './kubeApi.js';
 import type { OperatorMetrics } from './metrics.js';
 import { plan, takenTruncatedIds, type KeyTemplate, type ObservedKey, type Plan } from './schedule.js';
-import { API_VERSION, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
+import { API_VERSION, GROUP, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KEEP_ANNOTATION, KEEP_NOTE, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
 import { backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, setCondition, shortKeyId, statusKeys, type Condition, type IssuerStatus } from './status.js';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -169,21 +169,28 @@ export class Reconciler {
     if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => shortKeyId(r.keyId)).join(', ')} ends ${new Date(p.retire[0]!.issuanceEnd).toISOString()} (forced rotation); their tokens stay redeemable until their redemption windows end` });
 
     // --- write the Secret (one conditional write: all or nothing)
+    // No owner reference: the keys must outlive the TokenIssuer (helm uninstall, a rename) while tokens
+    // signed under them can still be redeemed; the garbage collector would delete them with it.
     const data = keySecretData(files.values());
     const newHandled = p.handledRotation ?? handledRotation;
     const owner = ownerReference(issuer);
+    const legacyOwners = (secret?.metadata?.ownerReferences ?? []).filter((o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND);
     if (!secret) {
       await this.api.createSecret(namespace, {
         apiVersion: 'v1',
         kind: 'Secret',
         type: 'Opaque',
-        metadata: { name: policy.secretName, namespace, labels: ownedLabels(name), ownerReferences: [owner], ...(newHandled ? { annotations: { [HANDLED_ROTATION_ANNOTATION]: newHandled } } : {}) },
+        metadata: { name: policy.secretName, namespace, labels: ownedLabels(name), annotations: { [KEEP_ANNOTATION]: KEEP_NOTE, ...(newHandled ? { [HANDLED_ROTATION_ANNOTATION]: newHandled } : {}) } },
         data,
       });
-    } else if (!sameData(secret.data, data) || newHandled !== handledRotation) {
-      const metadata = { ...secret.metadata!, labels: { ...secret.metadata?.labels, ...ownedLabels(name) }, annotations: { ...secret.metadata?.annotations } };
+    } else if (!sameData(secret.data, data) || newHandled !== handledRotation || legacyOwners.length) {
+      const metadata = { ...secret.metadata!, labels: { ...secret.metadata?.labels, ...ownedLabels(name) }, annotations: { ...secret.metadata?.annotations, [KEEP_ANNOTATION]: KEEP_NOTE } as Record<string, string> };
       if (newHandled) metadata.annotations[HANDLED_ROTATION_ANNOTATION] = newHandled;
-      if (!metadata.ownerReferences?.some((o) => o.uid === owner.uid)) metadata.ownerReferences = [...(metadata.ownerReferences ?? []), owner];
+      // Written by operators before 0.2: drop it, or deleting the issuer still deletes the keys.
+      if (legacyOwners.length) {
+        metadata.ownerReferences = (metadata.ownerReferences ?? []).filter((o) => !legacyOwners.includes(o));
+        notes.push({ type: 'Normal', reason: 'OwnerReferenceRemoved', message: `removed the owner reference to this TokenIssuer from Secret ${policy.secretName}: its keys now outlive the TokenIssuer (docs/operator.md, "Uninstall")` });
+      }
       await this.api.replaceSecret(namespace, { ...secret, metadata, data });
     }
     for (const n of notes) {

@@ -18,6 +18,9 @@ export const PLURAL = 'tokenissuers';
 export const ROTATE_ANNOTATION = `${GROUP}/rotate`;
 /** On the key Secret: the last rotation request (RFC 3339) already carried out, written with the new key. */
 export const HANDLED_ROTATION_ANNOTATION = `${GROUP}/last-rotation-request`;
+/** On the signing-keys Secret, which has no owner reference: why it stays after the TokenIssuer is deleted. */
+export const KEEP_ANNOTATION = `${GROUP}/keep`;
+export const KEEP_NOTE = 'kept when the TokenIssuer is deleted: tokens signed under these keys stay redeemable until each key\'s redemptionEnd; delete it yourself after the last one (docs/operator.md, Uninstall)';
 /** Labels on every object the operator owns. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'llmtor-operator';
