@@ -19,7 +19,7 @@ import { directoryConfigMapData, keySecretData, metadataOf, parseKeySecret, same
 import { isApiStatus, type ClusterApi, type IssuerObject } from './kubeApi.js';
 import type { OperatorMetrics } from './metrics.js';
 import { plan, takenTruncatedIds, type KeyTemplate, type ObservedKey, type Plan } from './schedule.js';
-import { API_VERSION, GROUP, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KEEP_ANNOTATION, KEEP_NOTE, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
+import { API_VERSION, GROUP, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KEEP_ANNOTATION, KEEP_NOTE, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, REVOKE_REDEMPTION_ANNOTATION, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
 import { backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, setCondition, shortKeyId, statusKeys, type Condition, type IssuerStatus } from './status.js';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -126,12 +126,18 @@ export class Reconciler {
       }
     }
 
-    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref });
+    const revokeRedemption = issuer.metadata.annotations?.[REVOKE_REDEMPTION_ANNOTATION] === 'true';
+    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref, revokeRedemption });
     if (p.rewriteRotateAnnotation) {
       // 'now' becomes a fixed time first (conditional on the object's version): the request is then carried out exactly once.
       await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: p.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
-      await this.event(issuer, 'Normal', 'RotationRequested', `rotation requested by annotation ${ROTATE_ANNOTATION}=now, recorded as ${p.rewriteRotateAnnotation}`);
+      const emergency = p.rewriteRotateAnnotation.startsWith('compromised');
+      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? 'EmergencyRotationRequested' : 'RotationRequested', `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${p.rewriteRotateAnnotation}`);
       return { outcome: 'ok', requeueAfterMs: 0 };
+    }
+    const rotationNote = p.pausedRotateRequest ?? p.refusedRotateRequest;
+    if (rotationNote && getCondition(issuer.status, 'Rotating')?.message !== rotationNote) {
+      await this.event(issuer, 'Warning', p.pausedRotateRequest ? 'RotationPaused' : 'RotationRefused', rotationNote);
     }
 
     // --- carry out the plan on a copy of the key files
@@ -143,6 +149,17 @@ export class Reconciler {
       removed.push(metadataOf(f));
       files.delete(id);
       notes.push({ type: 'Normal', reason: 'KeyRemoved', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
+    }
+    for (const id of p.withdraw) {
+      const f = files.get(id)!;
+      files.delete(id);
+      notes.push({ type: 'Normal', reason: 'KeyWithdrawn', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
+    }
+    for (const id of p.revoke) {
+      const f = files.get(id)!;
+      removed.push({ ...metadataOf(f), issuanceEnd: new Date(Math.min(now, Date.parse(f.issuanceEnd))).toISOString(), redemptionEnd: new Date(now).toISOString() });
+      files.delete(id);
+      notes.push({ type: 'Warning', reason: 'KeyRevoked', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
     }
     for (const r of p.retire) {
       const f = files.get(r.keyId)!;
@@ -164,9 +181,9 @@ export class Reconciler {
       const f = await this.generate(t, files.values(), kek!.wrapper, now);
       files.set(f.keyId, f);
       this.opts.metrics?.keysGenerated.inc({ purpose: t.purpose, reason: t.reason });
-      notes.push({ type: 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
+      notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'emergency' ? 'EmergencyKeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
     }
-    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => shortKeyId(r.keyId)).join(', ')} ends ${new Date(p.retire[0]!.issuanceEnd).toISOString()} (forced rotation); their tokens stay redeemable until their redemption windows end` });
+    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
 
     // --- write the Secret (one conditional write: all or nothing)
     // No owner reference: the keys must outlive the TokenIssuer (helm uninstall, a rename) while tokens
@@ -331,7 +348,9 @@ export class Reconciler {
       conditions = cond({ type: 'Ready', status: 'False', reason: current ? 'NoEpochKey' : 'NoActiveCreditKey', message: `${current ? `no transient key signs for epoch ${epoch}` : 'no credit key can sign now'}.${why}${problems}` }, conditions);
     }
     const pendingCredit = live.filter((m) => m.purpose === 'credit' && keyState(m, now) === 'Published').sort((a, b) => Date.parse(a.notBefore) - Date.parse(b.notBefore))[0];
-    if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
+    if (policy.paused && p.pausedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: p.pausedRotateRequest }, conditions);
+    else if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
+    else if (p.refusedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationRefused', message: p.refusedRotateRequest }, conditions);
     else if (extra.failure && p.generate.length) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationBlocked', message: `${p.generate.length} key(s) due but not generated: ${extra.failure.message}` }, conditions);
     else if (p.invalidRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'InvalidRotationRequest', message: p.invalidRotateRequest }, conditions);
     else if (pendingCredit) conditions = cond({ type: 'Rotating', status: 'True', reason: 'SuccessorPublished', message: `credit key ${shortKeyId(pendingCredit.keyId)} is published and takes over at ${pendingCredit.notBefore}` }, conditions);
@@ -370,7 +389,7 @@ export class Reconciler {
     if (attempts === 1 || !prevMsg.startsWith(`${reason}:`)) await this.event(issuer, 'Warning', reason, message);
     try {
       const live = ctx ? [...ctx.files.values()].map(metadataOf) : (issuer.status?.keys ?? []).filter((k) => k.state !== 'Expired').map((k) => ({ keyId: k.keyId, purpose: k.purpose, notBefore: k.notBefore, issuanceEnd: k.issuanceEnd, redemptionEnd: k.redemptionEnd, publicKey: '', ...(k.epoch ? { epoch: k.epoch } : {}) }));
-      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [] };
+      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
       const status = this.buildStatus(issuer, policy, live, [], p, now, { problems: [], failure: { reason, message } });
       status.failedAttempts = attempts;
       status.lastFailureTime = isoSeconds(now);
@@ -447,6 +466,8 @@ function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
       return `${what} generated to sign at once (no key could sign): ${windows}`;
     case 'forced':
       return `forced rotation: ${what} published, ${windows}`;
+    case 'emergency':
+      return `emergency rotation: ${what} signs at once, ${windows}`;
     case 'epoch':
       return `${what} published for epoch ${t.epoch}: ${windows}`;
     default:

@@ -14,8 +14,10 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = 'TokenIssuer';
 export const PLURAL = 'tokenissuers';
 
-/** `kubectl annotate tokenissuer main llmtor.dev/rotate=now --overwrite` (or an RFC 3339 time to schedule one). */
+/** `kubectl annotate tokenissuer main llmtor.dev/rotate=now --overwrite` (or an RFC 3339 time to schedule one, or `compromised`). */
 export const ROTATE_ANNOTATION = `${GROUP}/rotate`;
+/** With `rotate=compromised`: "true" also stops the old keys verifying at once (their tokens are rejected). */
+export const REVOKE_REDEMPTION_ANNOTATION = `${GROUP}/revoke-redemption`;
 /** On the key Secret: the last rotation request (RFC 3339) already carried out, written with the new key. */
 export const HANDLED_ROTATION_ANNOTATION = `${GROUP}/last-rotation-request`;
 /** On the signing-keys Secret, which has no owner reference: why it stays after the TokenIssuer is deleted. */

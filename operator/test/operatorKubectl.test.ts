@@ -100,11 +100,49 @@ describe('operator against a real kube-apiserver, driven with kubectl', function
     await waitFor('Paused', async () => (await cluster.issuer(ns, 'main')).status?.conditions?.find((c) => c.type === 'Rotating' && c.reason === 'Paused'));
     r = await env.kubectl(['annotate', 'tokenissuer', 'main', '-n', ns, `${ROTATE_ANNOTATION}=${new Date().toISOString()}`, '--overwrite']);
     assert.equal(r.code, 0, r.stderr);
+    // Not silently queued: the status and a Warning event say it waits for paused=false.
+    const rot = await waitFor('Rotating says the request waits', async () => (await cluster.issuer(ns, 'main')).status?.conditions?.find((c) => c.type === 'Rotating' && /is not carried out while spec.paused is true/.test(c.message)));
+    assert.equal(rot.reason, 'Paused');
+    await waitFor('RotationPaused event', async () => (await cluster.events(ns)).some((e) => e.type === 'Warning' && e.reason === 'RotationPaused'));
     await new Promise((res) => setTimeout(res, 2_500));
     assert.equal((await cluster.keyFiles(ns, 'main-signing-keys')).size, 4, 'nothing generated while paused');
+    assert.equal((await cluster.events(ns)).filter((e) => e.reason === 'RotationPaused').length, 1, 'reported once, not on every reconcile');
     r = await env.kubectl(['patch', 'tokenissuer', 'main', '-n', ns, '--type', 'merge', '-p', '{"spec":{"paused":false}}']);
     assert.equal(r.code, 0, r.stderr);
     await waitFor('rotation after resume', async () => (await cluster.keyFiles(ns, 'main-signing-keys')).size === 5);
+  });
+
+  it('kubectl annotate rotate=compromised: a new key signs at once for every purpose; with revoke-redemption the old keys go', async () => {
+    await waitFor('resumed and idle', async () => (await cluster.issuer(ns, 'main')).status?.conditions?.find((c) => c.type === 'Rotating' && c.reason !== 'Paused'));
+    const before = (await cluster.issuer(ns, 'main')).status!;
+    const old = before.keys!.filter((k) => k.state === 'Active');
+    let r = await env.kubectl(['annotate', 'tokenissuer', 'main', '-n', ns, `${ROTATE_ANNOTATION}=compromised`, '--overwrite']);
+    assert.equal(r.code, 0, r.stderr);
+    const after = await waitFor('emergency keys', async () => {
+      const st = (await cluster.issuer(ns, 'main')).status;
+      return st && st.currentCreditKey !== before.currentCreditKey ? st : undefined;
+    });
+    for (const purpose of ['credit', 'permanent', 'transient'] as const) {
+      const active = after.keys!.filter((k) => k.purpose === purpose && k.state === 'Active');
+      assert.equal(active.length, 1, `one ${purpose} key signs`);
+      assert.ok(!old.some((o) => o.keyId === active[0]!.keyId), `the ${purpose} key that signs is new`);
+    }
+    for (const o of old) assert.equal(after.keys!.find((k) => k.keyId === o.keyId)?.state, 'RedeemOnly', 'old keys still verify');
+    assert.match((await cluster.issuer(ns, 'main')).metadata.annotations![ROTATE_ANNOTATION]!, /^compromised:\d{4}-/);
+    const ev = await cluster.events(ns);
+    assert.ok(ev.some((e) => e.type === 'Warning' && e.reason === 'EmergencyKeyRotated'));
+
+    // Second emergency, now also revoking redemption of every older key.
+    const live = (await cluster.keyFiles(ns, 'main-signing-keys')).size;
+    r = await env.kubectl(['annotate', 'tokenissuer', 'main', '-n', ns, `${ROTATE_ANNOTATION}=compromised`, 'llmtor.dev/revoke-redemption=true', '--overwrite']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('old keys revoked', async () => (await cluster.keyFiles(ns, 'main-signing-keys')).size === 3, 20_000);
+    assert.ok(live > 3);
+    const st = (await cluster.issuer(ns, 'main')).status!;
+    assert.ok(st.keys!.filter((k) => k.state === 'Active').length === 3);
+    assert.ok((await cluster.events(ns)).some((e) => e.reason === 'KeyRevoked'));
+    r = await env.kubectl(['annotate', 'tokenissuer', 'main', '-n', ns, 'llmtor.dev/revoke-redemption-']);
+    assert.equal(r.code, 0, r.stderr);
   });
 
   it('the API server rejects invalid specs with the schema message (durations, enums, relations)', async () => {
