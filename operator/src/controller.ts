@@ -6,7 +6,7 @@
  * One reconcile at a time per issuer.
  */
 import { CustomObjectsApi, CoreV1Api, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
-import type { IssuerObject } from './kubeApi.js';
+import { isApiStatus, type IssuerObject } from './kubeApi.js';
 import type { LogFn, Reconciler } from './reconciler.js';
 import { GROUP, ISSUER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, VERSION } from './spec.js';
 
@@ -88,14 +88,16 @@ export class Controller {
     for (const inf of all) {
       inf.on('error', (err) => {
         if (this.stopped) return;
-        this.log('warn', `watch failed, restarting in 1 s: ${err instanceof Error ? err.message : String(err)}`);
+        // A missing CRD (404) is said once a minute by the CRD probe, not with every retry.
+        if (!isApiStatus(err, 404)) this.log('warn', `watch failed, restarting in 1 s: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
         setTimeout(() => {
           if (!this.stopped) inf.start().catch(() => undefined);
         }, 1000).unref();
       });
       this.informers.push(inf);
     }
-    await Promise.all(all.map((i) => i.start()));
+    // A watch that cannot start (no CRD yet) is retried by its error handler; the controller still starts.
+    await Promise.all(all.map((i) => i.start().catch(() => undefined)));
     this.resyncTimer = setInterval(() => {
       for (const o of issuers.list(namespace)) this.enqueue(`${o.metadata.namespace}/${o.metadata.name}`, 0);
     }, this.resyncMs);

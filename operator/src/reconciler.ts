@@ -337,7 +337,8 @@ export class Reconciler {
     const needsEpoch = policy.transient.epoch === 'CalendarMonthUTC';
     const epochKey = live.find((m) => m.purpose === 'transient' && m.epoch === epoch && keyState(m, now) === 'Active');
     const problems = extra.problems.length ? ` Problems: ${extra.problems.join('; ')}.` : '';
-    const nextRotation = p.nextRotation !== undefined ? isoSeconds(p.nextRotation) : undefined;
+    // Only from keys that exist: a plan that could not be carried out (no KEK) has no rotation to announce.
+    const nextRotation = p.nextRotation !== undefined && live.some((m) => m.purpose === 'credit') ? isoSeconds(p.nextRotation) : undefined;
     if (extra.failure?.reason === 'KeyEncryptionKeyLost') {
       // The keys are listed but no pod can open them: not ready, whatever the schedule says.
       conditions = cond({ type: 'Ready', status: 'False', reason: 'KeyEncryptionKeyLost', message: extra.failure.message }, conditions);

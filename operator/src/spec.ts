@@ -95,9 +95,17 @@ export const issuerSpecSchema = z
     if (ms(s.credit.issuanceWindow) < p) ctx.addIssue({ code: 'custom', path: ['credit', 'issuanceWindow'], message: 'must be at least credit.rotationPeriod (else no key signs between two rotations)' });
     if (ms(s.credit.publishAhead) >= p) ctx.addIssue({ code: 'custom', path: ['credit', 'publishAhead'], message: 'must be shorter than credit.rotationPeriod' });
     if (p < 60_000) ctx.addIssue({ code: 'custom', path: ['credit', 'rotationPeriod'], message: 'must be at least 1m' });
-    if (s.permanent.policy === 'Rolling' && ms(s.permanent.lifetime) <= ms(s.credit.publishAhead)) {
-      ctx.addIssue({ code: 'custom', path: ['permanent', 'lifetime'], message: 'must be longer than credit.publishAhead' });
+    const ahead = ms(s.credit.publishAhead);
+    if (ms(s.credit.issuanceWindow) >= p && ahead < p && p >= 60_000 && ahead + ms(s.credit.issuanceWindow) + ms(s.credit.redemptionGrace) > 4 * p) {
+      ctx.addIssue({ code: 'custom', path: ['credit', 'redemptionGrace'], message: 'publishAhead + issuanceWindow + redemptionGrace must be at most 4 x rotationPeriod (else more than 5 credit keys are published at once)' });
     }
+    const life = ms(s.permanent.lifetime);
+    if (s.permanent.policy === 'Rolling' && life <= ahead) {
+      ctx.addIssue({ code: 'custom', path: ['permanent', 'lifetime'], message: 'must be longer than credit.publishAhead' });
+    } else if (s.permanent.policy === 'Rolling' && ahead + ms(s.permanent.redemptionGrace) > 3 * life) {
+      ctx.addIssue({ code: 'custom', path: ['permanent', 'redemptionGrace'], message: 'credit.publishAhead + permanent.redemptionGrace must be at most 3 x permanent.lifetime (else more than 5 permanent keys are published at once)' });
+    }
+    if (ms(s.transient.grace) > 2016 * 3_600_000) ctx.addIssue({ code: 'custom', path: ['transient', 'grace'], message: 'must be at most 2016h (else more than 5 transient keys are published at once)' });
   });
 
 export type IssuerSpecInput = z.input<typeof issuerSpecSchema>;

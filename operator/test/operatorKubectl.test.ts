@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { LocalKeyEncryptionKey, openSigningKeyFile, parseIssuerDirectory, tokenKeyId, toHex } from '@llmtor/protocol';
 import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
-import { LOCAL_KEK_DATA_KEY, ROTATE_ANNOTATION, HANDLED_ROTATION_ANNOTATION, startOperator, type RunningOperator, type IssuerStatus } from '../src/index.js';
+import { LOCAL_KEK_DATA_KEY, ROTATE_ANNOTATION, HANDLED_ROTATION_ANNOTATION, SpecError, issuerPolicy, startOperator, type RunningOperator, type IssuerStatus } from '../src/index.js';
 import { Cluster, applyIssuer, kubeConfig, kubeEnv, newNamespace, waitFor } from './support/cluster.js';
 
 describe('operator against a real kube-apiserver, driven with kubectl', function () {
@@ -63,8 +63,9 @@ describe('operator against a real kube-apiserver, driven with kubectl', function
     assert.match(header!, /^NAME\s+READY\s+CREDIT KEY\s+EPOCH\s+NEXT ROTATION\s+AGE$/);
     const st = (await cluster.issuer(ns, 'main')).status!;
     assert.match(row!, new RegExp(`^main\\s+True\\s+${st.currentCreditKey}\\s+${st.currentEpoch}\\s+${st.nextRotation}\\s+\\d+s$`));
-    const short = await env.kubectl(['get', 'ti', 'main', '-n', ns, '-o', 'wide']);
-    assert.match(short.stdout, /PAUSED\s+FAILURES/);
+    const wide = await env.kubectl(['get', 'ti', 'main', '-n', ns, '-o', 'wide']);
+    assert.match(wide.stdout, /PAUSED\s+FAILURES\s+MESSAGE/);
+    assert.ok(wide.stdout.includes(st.conditions!.find((c) => c.type === 'Ready')!.message.slice(0, 40)), `-o wide shows the Ready message:\n${wide.stdout}`);
   });
 
   it('kubectl annotate rotate=now publishes a new credit key, retires the old one, and is carried out once', async () => {
@@ -145,6 +146,19 @@ describe('operator against a real kube-apiserver, driven with kubectl', function
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it('NEXT ROTATION is empty while no key exists (the key-encryption key is not available)', async () => {
+    await applyIssuer(env, ns, 'nokeys', { keyProtection: { azureKeyVault: { vaultUrl: 'https://127.0.0.1:9', keyName: 'k' } } });
+    const st = await waitFor('failure status', async () => {
+      const s = (await cluster.issuer(ns, 'nokeys')).status;
+      return s?.failedAttempts ? s : undefined;
+    });
+    assert.equal(st.nextRotation, undefined);
+    const r = await env.kubectl(['get', 'ti', 'nokeys', '-n', ns]);
+    // Empty CREDIT KEY and NEXT ROTATION cells: READY, then straight the EPOCH and the AGE.
+    assert.match(r.stdout.trim().split('\n')[1]!, /^nokeys\s+False\s+\d{4}-\d{2}\s+\d+s$/);
+    await env.kubectl(['delete', 'ti', 'nokeys', '-n', ns]);
+  });
+
   it('the API server rejects invalid specs with the schema message (durations, enums, relations)', async () => {
     const bad = async (spec: unknown) => {
       const doc = JSON.stringify({ apiVersion: 'llmtor.dev/v1alpha1', kind: 'TokenIssuer', metadata: { name: 'bad', namespace: ns }, spec });
@@ -152,7 +166,22 @@ describe('operator against a real kube-apiserver, driven with kubectl', function
       assert.notEqual(r.code, 0);
       return r.stderr;
     };
-    assert.match(await bad({ credit: { rotationPeriod: '30d' } }), /rotationPeriod/);
+    // One clear message per bad field: no pattern dump, no CEL type-conversion errors, no unrelated rules.
+    const one = (stderr: string, field: string, msg: RegExp) => {
+      assert.ok(stderr.includes(`${field}: Invalid value`), stderr);
+      assert.match(stderr, msg);
+      assert.doesNotMatch(stderr, /type conversion|should match|\n\* .*\n\* /, stderr);
+    };
+    one(await bad({ credit: { rotationPeriod: '30d' } }), 'spec.credit.rotationPeriod', /must be a duration such as 720h, 1h30m or 90s \(units h, m, s, ms; no days, no sign\)/);
+    one(await bad({ credit: { rotationPeriod: '-1h' } }), 'spec.credit.rotationPeriod', /must be a duration such as/);
+    one(await bad({ permanent: { lifetime: '1s' } }), 'spec.permanent.lifetime', /must be longer than credit.publishAhead/);
+    one(await bad({ credit: { rotationPeriod: '30s' } }), 'spec.credit.rotationPeriod', /rotationPeriod must be at least 1m/);
+    one(await bad({ credit: { rotationPeriod: '48h', issuanceWindow: '48h', redemptionGrace: '720h' } }), 'spec.credit.redemptionGrace', /at most 4 x rotationPeriod/);
+    one(await bad({ transient: { grace: '8760h' } }), 'spec.transient.grace', /at most 2016h/);
+    // The operator's own check (zod) agrees with the CRD on each of these.
+    for (const spec of [{ credit: { rotationPeriod: '30d' } }, { credit: { rotationPeriod: '-1h' } }, { permanent: { lifetime: '1s' } }, { credit: { rotationPeriod: '30s' } }, { credit: { rotationPeriod: '48h', issuanceWindow: '48h', redemptionGrace: '720h' } }, { transient: { grace: '8760h' } }]) {
+      assert.throws(() => issuerPolicy('bad', spec), SpecError, JSON.stringify(spec));
+    }
     assert.match(await bad({ transient: { epoch: 'Weekly' } }), /Unsupported value: "Weekly"/);
     assert.match(await bad({ credit: { rotationPeriod: '720h', issuanceWindow: '24h' } }), /issuanceWindow must be at least rotationPeriod/);
     assert.match(await bad({ keyProtection: { azureKeyVault: { vaultUrl: 'https://v.vault.azure.net', keyName: 'k' }, local: {} } }), /either azureKeyVault or local/);
