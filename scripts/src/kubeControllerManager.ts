@@ -8,8 +8,9 @@
  *   …
  *   await kcm.stop();
  *
- * Built by scripts/kube/build-component.sh kube-controller-manager (same module set-up and
- * version stamp as kube-apiserver) into the same cache directory. It talks to the API
+ * Built by scripts/kube/build-node.sh when that exists, else by scripts/kube/build-component.sh
+ * kube-controller-manager (same module set-up and version stamp as kube-apiserver), into the
+ * same cache directory. It talks to the API
  * server with the test env's admin kubeconfig (no service-account credentials), without
  * leader election, and serves its own /healthz on a free loopback port.
  */
@@ -39,12 +40,19 @@ export interface RunningControllerManager {
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
-function buildScript(): string {
-  for (const rel of ['../../kube/build-component.sh', '../kube/build-component.sh']) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(p)) return p;
+/**
+ * The script that builds kube-controller-manager: scripts/kube/build-node.sh when present
+ * (it builds every node binary, the controller-manager among them, into the same
+ * directory), else scripts/kube/build-component.sh for this one binary.
+ */
+function buildCommand(): string[] {
+  for (const [rel, args] of [['build-node.sh', []], ['build-component.sh', ['kube-controller-manager']]] as const) {
+    for (const dir of ['../../kube/', '../kube/']) {
+      const p = fileURLToPath(new URL(dir + rel, import.meta.url));
+      if (existsSync(p)) return [p, ...args];
+    }
   }
-  throw new Error('scripts/kube/build-component.sh not found');
+  throw new Error('neither scripts/kube/build-node.sh nor scripts/kube/build-component.sh found');
 }
 
 /** Path of the kube-controller-manager binary, built first when missing. */
@@ -57,11 +65,12 @@ export async function ensureControllerManager(kubeVersion: string, build = true)
     if (!build) throw new Error(`${bin} is missing: run scripts/kube/build-component.sh kube-controller-manager`);
   }
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('bash', [buildScript(), 'kube-controller-manager'], { env: { ...process.env, KUBE_VERSION: kubeVersion }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const cmd = buildCommand();
+    const child = spawn('bash', cmd, { env: { ...process.env, KUBE_VERSION: kubeVersion }, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build-component.sh kube-controller-manager failed (exit ${code}):\n${err}`))));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd.join(' ')} failed (exit ${code}):\n${err}`))));
   });
   await access(bin);
   return bin;
