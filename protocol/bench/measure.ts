@@ -9,6 +9,25 @@ export function opsPerSec(f: () => void, ms: number): number {
   return (n * 1000) / (performance.now() - start);
 }
 
+/**
+ * Operations per second of this thread's CPU time (`process.cpuUsage`, user + system),
+ * run for `ms` of CPU time: comparable with `openssl speed`, which also counts CPU seconds,
+ * and steady on a shared machine where wall time depends on the other processes.
+ */
+export function opsPerCpuSec(f: () => void, ms: number): number {
+  const c0 = process.cpuUsage();
+  const used = () => {
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 1000;
+  };
+  let n = 0;
+  while (used() < ms) {
+    for (let i = 0; i < 16; i++) f();
+    n += 16;
+  }
+  return (n * 1000) / used();
+}
+
 export async function opsPerSecAsync(f: () => Promise<unknown>, ms: number, batch = 1): Promise<number> {
   const start = performance.now();
   let n = 0;

@@ -1,22 +1,32 @@
 /**
- * Generic batched issuance (draft-ietf-privacypass-batched-tokens-04, §"Generic
- * Token Batch Issuance"), restricted to token type 0x0002:
+ * Generic Token Batch Issuance (draft-ietf-privacypass-batched-tokens-08 §6),
+ * restricted to token type 0x0002:
  *
- *   GenericBatchTokenRequest  = varint(len) || { token_type(2) || TokenRequest(259) }*
- *   GenericBatchTokenResponse = varint(len) || { present(1) [ || token_type(2) || blind_sig(256) ] }*
+ *   struct { GenericTokenRequest generic_token_requests<V>; } GenericBatchTokenRequest;   (§6.1)
+ *   struct { OptionalTokenResponse optional_token_responses<V>; } GenericBatchTokenResponse; (§6.2)
  *
- * `varint` is the QUIC variable-length integer with minimal encoding; `len` is
- * the byte length of the vector. An absent response (present = 0) means the
- * issuer refused that one request (for example: the purpose's quota is used up).
- * The draft's token_type prefix duplicates the one inside TokenRequest; we
- * require both to be 0x0002.
+ * where `<V>` is a QUIC varint byte length with minimal encoding (§4.2) and
+ * each GenericTokenRequest is the RFC 9578 §6.1 TokenRequest itself (259
+ * bytes: its own leading token_type is the item's type), as the draft's test
+ * vectors (Appendix A.4: `4103 0002 08…`), @cloudflare/privacypass-ts and the
+ * Rust `privacypass` crate frame it. Each OptionalTokenResponse is present(1)
+ * [ || token_type(2) || blind_sig(256) ] (§4.1, §6.2); an absent response means
+ * the issuer refused that one request (for example: the purpose's quota is used up).
+ *
+ * Before this framing was fixed, LLM-Tor clients wrote each item as
+ * `0x0002 || TokenRequest` (261 bytes). For one release the decoder still
+ * accepts that, only when it cannot be read the draft's way: the body length
+ * is a multiple of 261 and not of 259 (259 and 261 are coprime, so below 259
+ * items the two never coincide) and every item starts 0x0002 0x0002.
  */
 import { readU16, readVarint, varintLength, writeU16, writeVarint } from './bytes.js';
 import { NK, TOKEN_REQUEST_LENGTH, TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { decodeTokenRequest, encodeTokenRequest, type TokenRequest, type TokenResponse } from './tokenRequest.js';
 
-const ITEM_LEN = 2 + TOKEN_REQUEST_LENGTH;
+const ITEM_LEN = TOKEN_REQUEST_LENGTH;
+/** The pre-draft framing `0x0002 || TokenRequest`, accepted for one release (deprecated). */
+const LEGACY_ITEM_LEN = 2 + TOKEN_REQUEST_LENGTH;
 const RESP_ITEM_LEN = 1 + 2 + NK;
 
 export function encodeBatchTokenRequest(reqs: readonly TokenRequest[]): Uint8Array {
@@ -24,34 +34,51 @@ export function encodeBatchTokenRequest(reqs: readonly TokenRequest[]): Uint8Arr
   const out = new Uint8Array(varintLength(body) + body);
   let off = writeVarint(out, 0, body);
   for (const r of reqs) {
-    writeU16(out, off, r.tokenType);
-    out.set(encodeTokenRequest(r), off + 2);
+    out.set(encodeTokenRequest(r), off);
     off += ITEM_LEN;
   }
   return out;
 }
 
+export type BatchFraming = 'draft' | 'legacy-261';
+
 /**
- * Decodes a batch request. `maxItems` bounds the work before any item is parsed
- * (a 422 for an oversized batch, before the issuer spends CPU).
+ * Decodes a batch request and says which framing it used. `maxItems` bounds
+ * the work before any item is parsed (a 422 for an oversized batch, before the
+ * issuer spends CPU).
  */
-export function decodeBatchTokenRequest(b: Uint8Array, maxItems = Number.MAX_SAFE_INTEGER): TokenRequest[] {
+export function decodeBatchTokenRequestFramed(b: Uint8Array, maxItems = Number.MAX_SAFE_INTEGER): { requests: TokenRequest[]; framing: BatchFraming } {
   if (!(b instanceof Uint8Array)) throw new ProtocolError('malformed', 'batch request must be bytes');
   const [len, n] = readVarint(b, 0);
   if (n + len !== b.length) throw new ProtocolError('wrong_length', `batch request length prefix says ${len} bytes, body has ${b.length - n}`);
   if (len === 0) throw new ProtocolError('malformed', 'batch request is empty');
-  if (len % ITEM_LEN !== 0) throw new ProtocolError('wrong_length', `batch request items must be ${ITEM_LEN} bytes each (type 0x0002)`);
-  const count = len / ITEM_LEN;
+  const legacy = len % ITEM_LEN !== 0 && len % LEGACY_ITEM_LEN === 0 && isLegacyFraming(b, n, len / LEGACY_ITEM_LEN);
+  const itemLen = legacy ? LEGACY_ITEM_LEN : ITEM_LEN;
+  if (len % itemLen !== 0) throw new ProtocolError('wrong_length', `batch request items must be ${ITEM_LEN}-byte TokenRequests (type 0x0002)`);
+  const count = len / itemLen;
   if (count > maxItems) throw new ProtocolError('wrong_length', `batch of ${count} token requests exceeds the limit of ${maxItems}`);
+  const skip = legacy ? 2 : 0;
   const out: TokenRequest[] = new Array(count);
-  for (let i = 0, off = n; i < count; i++, off += ITEM_LEN) {
-    const outer = readU16(b, off);
-    if (outer !== TOKEN_TYPE_BLIND_RSA) {
-      throw new ProtocolError('wrong_token_type', `batch item ${i}: token type 0x${outer.toString(16).padStart(4, '0')} is not supported (only 0x0002)`);
+  for (let i = 0, off = n; i < count; i++, off += itemLen) {
+    const t = readU16(b, off + skip);
+    if (t !== TOKEN_TYPE_BLIND_RSA) {
+      throw new ProtocolError('wrong_token_type', `batch item ${i}: token type 0x${t.toString(16).padStart(4, '0')} is not supported (only 0x0002)`);
     }
-    out[i] = decodeTokenRequest(b.subarray(off + 2, off + ITEM_LEN));
+    out[i] = decodeTokenRequest(b.subarray(off + skip, off + itemLen));
   }
-  return out;
+  return { requests: out, framing: legacy ? 'legacy-261' : 'draft' };
+}
+
+/** `decodeBatchTokenRequestFramed` without the framing. */
+export function decodeBatchTokenRequest(b: Uint8Array, maxItems = Number.MAX_SAFE_INTEGER): TokenRequest[] {
+  return decodeBatchTokenRequestFramed(b, maxItems).requests;
+}
+
+function isLegacyFraming(b: Uint8Array, start: number, count: number): boolean {
+  for (let i = 0, off = start; i < count; i++, off += LEGACY_ITEM_LEN) {
+    if (readU16(b, off) !== TOKEN_TYPE_BLIND_RSA || readU16(b, off + 2) !== TOKEN_TYPE_BLIND_RSA) return false;
+  }
+  return true;
 }
 
 export function encodeBatchTokenResponse(resps: readonly (TokenResponse | null)[]): Uint8Array {

@@ -24,20 +24,40 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 const B64URL_RE = /^[A-Za-z0-9_-]*$/;
+const B64URL_PADDED_RE = /^[A-Za-z0-9_-]*={0,2}$/;
 
-/** base64url without padding (RFC 4648 §5), as Privacy Pass uses everywhere. */
+/** base64url without padding (RFC 4648 §5): our JSON documents and the LLMTor-Abuse header. */
 export function toBase64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 }
 
-/** Strict base64url decode: rejects padding, whitespace and the standard alphabet's '+' '/'. */
+/**
+ * base64url with padding (RFC 4648 §5 alphabet, §3.2 padding), as RFC 9577
+ * §2.1.2 and §2.2.2 require for the PrivateToken `challenge`, `token-key` and
+ * `token` parameters and RFC 9578 §4 for the directory's `token-key`.
+ */
+export function toBase64UrlPadded(bytes: Uint8Array): string {
+  const s = toBase64Url(bytes);
+  return s + '='.repeat((4 - (s.length % 4)) % 4);
+}
+
+/**
+ * Strict base64url decode, padded or not: rejects whitespace, the standard
+ * alphabet's '+' '/', wrong padding and non-canonical encodings (a value has
+ * exactly two spellings, with and without its padding).
+ */
 export function fromBase64Url(text: string, what = 'value'): Uint8Array {
-  if (typeof text !== 'string' || !B64URL_RE.test(text) || text.length % 4 === 1) {
-    throw new ProtocolError('malformed', `${what} is not valid unpadded base64url`);
+  if (typeof text !== 'string' || !B64URL_PADDED_RE.test(text)) {
+    throw new ProtocolError('malformed', `${what} is not valid base64url`);
   }
-  const buf = Buffer.from(text, 'base64url');
+  const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  const bare = pad === 0 ? text : text.slice(0, -pad);
+  if (!B64URL_RE.test(bare) || bare.length % 4 === 1 || (pad > 0 && (text.length % 4 !== 0 || (4 - (bare.length % 4)) % 4 !== pad))) {
+    throw new ProtocolError('malformed', `${what} is not valid base64url (bad length or padding)`);
+  }
+  const buf = Buffer.from(bare, 'base64url');
   // Reject non-canonical encodings (extra bits set in the last character).
-  if (buf.toString('base64url') !== text) {
+  if (buf.toString('base64url') !== bare) {
     throw new ProtocolError('malformed', `${what} is not canonical base64url`);
   }
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);

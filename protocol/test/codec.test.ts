@@ -14,6 +14,7 @@ import {
   encodeTokenChallenge,
   encodeTokenRequest,
   fromBase64Url,
+  toBase64UrlPadded,
   readVarint,
   writeVarint,
   varintLength,
@@ -115,7 +116,7 @@ describe('wire formats', () => {
     const reqs = [0, 1, 2].map((i) => ({ tokenType: 2, truncatedTokenKeyId: i, blindedMsg: bytes(256, i) }));
     it('round-trip, including absent responses', () => {
       const enc = encodeBatchTokenRequest(reqs);
-      assert.equal(enc.length, 2 + 3 * 261);
+      assert.equal(enc.length, 2 + 3 * 259); // RFC 9578 TokenRequests back to back (draft-08 §6.1)
       assert.deepEqual(decodeBatchTokenRequest(enc).map((r) => r.truncatedTokenKeyId), [0, 1, 2]);
       const resp = encodeBatchTokenResponse([{ blindSig: bytes(256, 1) }, null, { blindSig: bytes(256, 3) }]);
       const d = decodeBatchTokenResponse(resp);
@@ -130,7 +131,7 @@ describe('wire formats', () => {
       const enc = encodeBatchTokenRequest(reqs);
       expectCode(() => decodeBatchTokenRequest(enc.subarray(0, enc.length - 1)), 'wrong_length');
       const foreign = Uint8Array.from(enc);
-      foreign[3] = 5; // outer token_type of item 0
+      foreign[3] = 5; // token_type of item 0
       expectCode(() => decodeBatchTokenRequest(foreign), 'wrong_token_type');
       expectCode(() => decodeBatchTokenResponse(Uint8Array.of(1, 2)), 'malformed');
       expectCode(() => decodeBatchTokenRequest(Uint8Array.of(0x40, 0x05, 0, 0, 0, 0, 0)), 'malformed'); // non-minimal varint
@@ -167,11 +168,20 @@ describe('wire formats', () => {
         }),
       );
     });
-    it('base64url is strict: no padding, no standard alphabet, canonical only', () => {
+    it('base64url is strict: padded or not, no standard alphabet, canonical only', () => {
       assert.deepEqual(fromBase64Url('AQID'), Uint8Array.of(1, 2, 3));
-      expectCode(() => fromBase64Url('AQI='), 'malformed');
+      assert.deepEqual(fromBase64Url('AQI='), Uint8Array.of(1, 2)); // RFC 9577 §2.1.2 values carry padding
+      assert.deepEqual(fromBase64Url('AQ=='), Uint8Array.of(1));
+      assert.deepEqual(fromBase64Url('AQ'), Uint8Array.of(1));
+      assert.equal(toBase64UrlPadded(Uint8Array.of(1)), 'AQ==');
+      assert.equal(toBase64UrlPadded(Uint8Array.of(1, 2, 3)), 'AQID');
+      expectCode(() => fromBase64Url('AQ='), 'malformed'); // wrong amount of padding
+      expectCode(() => fromBase64Url('AQID='), 'malformed');
+      expectCode(() => fromBase64Url('A=Q='), 'malformed');
       expectCode(() => fromBase64Url('a+b/'), 'malformed');
       expectCode(() => fromBase64Url('AR'), 'malformed'); // non-canonical trailing bits
+      expectCode(() => fromBase64Url('AR=='), 'malformed');
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), (b) => assert.deepEqual(fromBase64Url(toBase64UrlPadded(b)), b)));
       fc.assert(fc.property(fc.string({ maxLength: 40 }), (s) => onlyTypedErrors(() => fromBase64Url(s))));
     });
   });

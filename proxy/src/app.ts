@@ -10,6 +10,7 @@ import { ISSUER_DIRECTORY_PATH, MEDIA_TYPE_ISSUER_DIRECTORY, type Keyring } from
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { RoleModule } from './appTypes.js';
+import { notModified } from './http/conditional.js';
 import { errorMiddleware } from './http/errorMiddleware.js';
 import { httpMetrics } from './metrics.js';
 
@@ -78,10 +79,11 @@ export function createApp(o: AppOptions): Koa {
 
   router.get(ISSUER_DIRECTORY_PATH, (ctx) => {
     const body = JSON.stringify(o.keyring().directory(o.issuerRequestUri, o.now()));
-    ctx.set('ETag', `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`);
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+    ctx.set('ETag', etag);
     ctx.set('Cache-Control', `public, max-age=${o.directoryMaxAgeSeconds}`);
     ctx.status = 200;
-    if (ctx.fresh) {
+    if (notModified(ctx.get('if-none-match') || undefined, etag)) {
       ctx.status = 304;
       return;
     }

@@ -17,7 +17,7 @@ export interface RunningServer {
 }
 
 /**
- * A redemption request carries one `PrivateToken token=…` credential per credit (~500
+ * A redemption request carries one token per credit in its PrivateToken credential (~480
  * bytes each, up to `maxTokensPerRequest` = 64 by default) plus the abuse tokens: more
  * than Node's default 16 KiB of headers.
  */

@@ -1,7 +1,7 @@
 /**
  * A small client of the identity-side HTTP API (what the VS Code extension
  * does, minus the wallet): account, admin grant, directory, batched issuance
- * with real blinding (TokenClient) and finalization. Used by the demo, tests
+ * with real blinding (NativeTokenClient) and finalization. Used by the demo, tests
  * and the benchmark.
  */
 import {
@@ -15,7 +15,7 @@ import {
   type KeyPurpose,
   type TokenRequest,
 } from '@llmtor/protocol';
-import { TokenClient, type PendingToken } from '@llmtor/protocol/client';
+import { NativeTokenClient as TokenClient, type NativePendingToken as PendingToken } from '@llmtor/protocol';
 
 export class HttpError extends Error {
   constructor(
@@ -72,15 +72,8 @@ export async function clientFor(dir: IssuerDirectory, purpose: KeyPurpose): Prom
 }
 
 export async function blindRequests(client: TokenClient, issuerName: string, n: number): Promise<{ requests: TokenRequest[]; pending: PendingToken[] }> {
-  const requests: TokenRequest[] = [];
-  const pending: PendingToken[] = [];
-  const challenge = defaultChallenge(issuerName);
-  for (let i = 0; i < n; i++) {
-    const r = await client.createRequest(challenge);
-    requests.push(r.request);
-    pending.push(r.pending);
-  }
-  return { requests, pending };
+  const made = await client.createRequests(defaultChallenge(issuerName), n);
+  return { requests: made.map((m) => m.request), pending: made.map((m) => m.pending) };
 }
 
 /** POSTs one batch; returns the response bytes (throws HttpError on a non-2xx). */

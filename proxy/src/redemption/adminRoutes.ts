@@ -125,7 +125,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
         );
         await rt.store.blacklistAdd({ kind: 'transient', pseudonym: pseudonymPart('transient', bytes), expiresAt: end });
       } catch (e) {
-        if (isProtocolError(e)) throw new RedemptionError(401, 'invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now');
+        if (isProtocolError(e)) throw new RedemptionError(401, 'invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now', { headers: { 'www-authenticate': rt.challenge.wwwAuthenticate(keyring, now) } });
         throw e;
       }
       ctx.status = 200;

@@ -88,6 +88,8 @@ function respondError(ctx: Context, rt: RedemptionRuntime, e: unknown): Outcome 
   ctx.respond = true;
   ctx.status = err.status;
   for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+  // RFC 9110 §15.5.2: every 401 carries a challenge (also abuse_tokens_required, invalid_token for LLMTor-Abuse).
+  if (err.status === 401 && !ctx.response.get('www-authenticate')) ctx.set('www-authenticate', rt.challenge.wwwAuthenticate(rt.deps.keyring(), rt.deps.now()));
   ctx.set('cache-control', 'no-store');
   ctx.body = err.toBody();
   return outcome;
@@ -144,11 +146,10 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   const now = deps.now();
   const keyring = deps.keyring();
   const www = (): Record<string, string> => {
-    const h = rt.challenge.wwwAuthenticate(keyring, now);
-    return h ? { 'www-authenticate': h } : {};
+    return { 'www-authenticate': rt.challenge.wwwAuthenticate(keyring, now) };
   };
 
-  const tokens = parseCreditTokens(ctx.get('authorization') || undefined, cfg.maxTokensPerRequest);
+  const tokens = parseCreditTokens(ctx.req.headersDistinct.authorization, cfg.maxTokensPerRequest);
   const abuse = rt.abuseCache.parseHeader(ctx.get(ABUSE_HEADER) || undefined);
   const limit = maxBodyFor(modelConfigs(rt), tokens.length, cfg.maxRequestBytes);
   const raw = await readBody(
@@ -173,7 +174,7 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
     throw new RedemptionError(
       401,
       'credits_required',
-      `this request needs ${k} credit token(s) (${model.config.priceCredits} per ${model.config.bytesPerCredit} bytes of request, body is ${raw.length} bytes); ${tokens.length} presented. Send them as Authorization: PrivateToken token=<t1>, PrivateToken token=<t2>, …`,
+      `this request needs ${k} credit token(s) (${model.config.priceCredits} per ${model.config.bytesPerCredit} bytes of request, body is ${raw.length} bytes); ${tokens.length} presented. Send them as Authorization: PrivateToken token="<t1>", additional-tokens="<t2>,<t3>,…"`,
       { headers: { ...www(), ...NO_RETRY }, extra: { credits_needed: k, credits_presented: tokens.length } },
     );
   }

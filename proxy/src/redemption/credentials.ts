@@ -1,6 +1,6 @@
 /**
  * Token checks on the redemption path (CPU only, native RSA verify):
- * credit tokens from `Authorization: PrivateToken token=…[, PrivateToken token=…]`
+ * credit tokens from `Authorization: PrivateToken token=…[, additional-tokens="…,…"]`
  * and the two abuse tokens from `LLMTor-Abuse: permanent=<b64url>, transient=<b64url>`.
  */
 import {
@@ -11,6 +11,7 @@ import {
   fromBase64Url,
   isProtocolError,
   parseAuthorization,
+  parseAuthParamList,
   verifyToken,
   type KeyPurpose,
   type Keyring,
@@ -44,18 +45,30 @@ export class ChallengeContext {
     this.digest = challengeDigest(this.encoded);
   }
 
-  /** `WWW-Authenticate` with the newest credit key, or undefined when none is issuing. */
-  wwwAuthenticate(keyring: Keyring, now: number): string | undefined {
+  /**
+   * `WWW-Authenticate` with the newest credit key. When no credit key issues
+   * now, the challenge goes without `token-key`, which RFC 9577 §2.1.2 allows
+   * where clients learn keys out of band (the issuer directory).
+   */
+  wwwAuthenticate(keyring: Keyring, now: number): string {
     const key = keyring.currentIssuing('credit', now);
-    if (!key) return undefined;
-    return formatWwwAuthenticate({ challenge: this.encoded, tokenKey: fromBase64Url(key.meta.publicKey, 'publicKey') });
+    return formatWwwAuthenticate({ challenge: this.encoded, ...(key ? { tokenKey: fromBase64Url(key.meta.publicKey, 'publicKey') } : {}) });
   }
 }
 
-/** Parses Authorization into raw token bytes; malformed → 401 with a reason (never the header). */
-export function parseCreditTokens(header: string | undefined, maxTokens: number): Uint8Array[] {
+/**
+ * Parses Authorization into raw token bytes; malformed → 401 with a reason
+ * (never the header). `header` is every Authorization field line received
+ * (`headersDistinct`): HTTP allows one (RFC 9110 §5.3, §11.6.2), and Node
+ * would silently keep only the first, so several are refused.
+ */
+export function parseCreditTokens(header: string | readonly string[] | undefined, maxTokens: number): Uint8Array[] {
+  if (Array.isArray(header) && header.length > 1) {
+    throw new RedemptionError(400, 'invalid_request', 'send one Authorization field: k tokens go in one credential, PrivateToken token="<t1>", additional-tokens="<t2>,…"');
+  }
+  const value = typeof header === 'string' ? header : header?.[0];
   try {
-    return parseAuthorization(header, maxTokens);
+    return parseAuthorization(value || undefined, maxTokens);
   } catch (e) {
     throw new RedemptionError(401, 'invalid_token', isProtocolError(e) ? `Authorization: ${e.message}` : 'Authorization header is malformed');
   }
@@ -99,20 +112,28 @@ export function verifyCreditTokens(tokens: readonly Uint8Array[], keyring: Keyri
   });
 }
 
-/** `permanent=<b64url>, transient=<b64url>` (order free, each exactly once). */
+/**
+ * `permanent=<b64url>, transient=<b64url>`: an RFC 9110 auth-param list (order
+ * free, each name once, values token or quoted-string, base64url padded or
+ * not; unknown parameters ignored), read by the same parser as Authorization.
+ */
 export function parseAbuseHeader(value: string | undefined): { permanent: Uint8Array; transient: Uint8Array } | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   if (value.length > 2048) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse header is too long');
+  let params: Map<string, string>;
+  try {
+    params = parseAuthParamList(value);
+  } catch (e) {
+    throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"${isProtocolError(e) ? ` (${e.message})` : ''}`);
+  }
   const out: { permanent?: Uint8Array; transient?: Uint8Array } = {};
-  for (const part of value.split(',')) {
-    const m = /^\s*(permanent|transient)\s*=\s*([A-Za-z0-9_-]+)\s*$/.exec(part);
-    if (!m) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"');
-    const kind = m[1] as 'permanent' | 'transient';
-    if (out[kind]) throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse names ${kind} twice`);
+  for (const kind of ['permanent', 'transient'] as const) {
+    const v = params.get(kind);
+    if (v === undefined) continue;
     try {
-      out[kind] = fromBase64Url(m[2]!, kind);
+      out[kind] = fromBase64Url(v, kind);
     } catch {
-      throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical unpadded base64url`);
+      throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical base64url`);
     }
   }
   if (!out.permanent || !out.transient) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse needs both permanent= and transient=');

@@ -15,8 +15,8 @@ import {
   TOKEN_TYPE_BLIND_RSA,
   type KeyEntry,
   type TokenRequest,
+  NativeTokenClient as TokenClient,
 } from '@llmtor/protocol';
-import { TokenClient } from '@llmtor/protocol/client';
 import { BlindSigner, generateSigningKey } from '@llmtor/protocol/server';
 import type { KeyObject } from 'node:crypto';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';

@@ -52,7 +52,7 @@ describe('identity: service skeleton', function () {
       assert.equal(dir['issuer-request-uri'], 'https://issuer.example/token-request');
       const keys = await sharedTestKeys();
       assert.deepEqual(new Set(dir['token-keys'].map((k) => k['token-key'])), new Set(keys.entries.map((e) => e.meta.publicKey)));
-      // node:http, not fetch: fetch adds Cache-Control: no-cache to conditional requests, which rightly disables 304.
+      // node:http here; directoryConditional.test.ts covers fetch(), which adds Cache-Control: no-cache.
       const status = await new Promise<number>((resolve, reject) => {
         const r = request(`${proxy.url}${ISSUER_DIRECTORY_PATH}`, { headers: { 'if-none-match': etag } }, (x) => (x.resume(), resolve(x.statusCode ?? 0)));
         r.on('error', reject);

@@ -55,4 +55,12 @@ describe('abuse header cache', () => {
     assert.equal(cache.parseHeader(undefined), undefined);
     assert.equal(cache.parseHeader('  '), undefined);
   });
+
+  it('reads LLMTor-Abuse with the RFC 9110 auth-param parser: quoted values, any order, unknown parameters ignored', () => {
+    const plain = parseAbuseHeader(header)!;
+    const [p, t] = header.split(', ').map((x) => x.slice(x.indexOf('=') + 1));
+    for (const form of [`transient="${t}", permanent=${p}`, `permanent="${p}",transient=${t}, v2="a,b"`, `PERMANENT=${p}, Transient=${t}`]) {
+      assert.deepStrictEqual(parseAbuseHeader(form), plain, form);
+    }
+  });
 });
