@@ -6,7 +6,7 @@
  * One reconcile at a time per issuer.
  */
 import { CustomObjectsApi, CoreV1Api, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
-import type { IssuerObject } from './kubeApi.js';
+import { isApiStatus, type IssuerObject } from './kubeApi.js';
 import type { LogFn, Reconciler } from './reconciler.js';
 import { GROUP, ISSUER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, VERSION } from './spec.js';
 
@@ -79,18 +79,25 @@ export class Controller {
       inf.on('update', onOwned);
       inf.on('delete', onOwned);
     }
+    // A Secret that appears (a key-encryption key restored from backup) is a change a failing issuer waits for: no back-off.
+    secrets.on('add', (o: KubernetesObject) => {
+      const issuer = o.metadata?.labels?.[ISSUER_LABEL];
+      if (issuer) this.enqueue(`${o.metadata?.namespace}/${issuer}`, 0, { bypassBackoff: true });
+    });
     const all = [issuers, secrets, configMaps] as unknown as Informer<KubernetesObject>[];
     for (const inf of all) {
       inf.on('error', (err) => {
         if (this.stopped) return;
-        this.log('warn', `watch failed, restarting in 1 s: ${err instanceof Error ? err.message : String(err)}`);
+        // A missing CRD (404) is said once a minute by the CRD probe, not with every retry.
+        if (!isApiStatus(err, 404)) this.log('warn', `watch failed, restarting in 1 s: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
         setTimeout(() => {
           if (!this.stopped) inf.start().catch(() => undefined);
         }, 1000).unref();
       });
       this.informers.push(inf);
     }
-    await Promise.all(all.map((i) => i.start()));
+    // A watch that cannot start (no CRD yet) is retried by its error handler; the controller still starts.
+    await Promise.all(all.map((i) => i.start().catch(() => undefined)));
     this.resyncTimer = setInterval(() => {
       for (const o of issuers.list(namespace)) this.enqueue(`${o.metadata.namespace}/${o.metadata.name}`, 0);
     }, this.resyncMs);

@@ -1,6 +1,7 @@
 /** @llmtor/operator — TokenIssuer operator: key rotation, monthly epochs, Key Vault envelope. */
 export * from './clock.js';
 export * from './controller.js';
+export * from './crdProbe.js';
 export * from './duration.js';
 export * from './kek.js';
 export * from './keySecret.js';

@@ -11,7 +11,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { CryptographyClient, KeyClient, type CryptographyClientOptions } from '@azure/keyvault-keys';
-import { LocalKeyEncryptionKey, ProtocolError, type KekRef, type KeyUnwrapper, type KeyWrapper } from '@llmtor/protocol';
+import { LocalKeyEncryptionKey, ProtocolError, azureKekFingerprint, type KekRef, type KeyUnwrapper, type KeyWrapper } from '@llmtor/protocol';
 
 /** `TokenCredential` of @azure/core-auth (DefaultAzureCredential in a cluster). */
 export type TokenCredential = ConstructorParameters<typeof KeyClient>[1];
@@ -62,10 +62,11 @@ export class AzureKeyVaultKek implements KeyUnwrapper {
     if (!key.id) throw new Error(`Key Vault returned key ${this.opts.keyName} without an id`);
     if (key.properties.enabled === false) throw Object.assign(new Error(`Key Vault key ${key.id} is disabled`), { statusCode: 403 });
     const keyId = key.id;
+    const fingerprint = azureKekFingerprint(keyId);
     const client = this.client(keyId);
     const timeoutMs = this.timeoutMs;
     return {
-      ref: { provider: 'azure-keyvault', keyId },
+      ref: { provider: 'azure-keyvault', keyId, ...(fingerprint ? { fingerprint } : {}) },
       async wrapKey(dataKey: Uint8Array): Promise<Uint8Array> {
         const r = await client.wrapKey('RSA-OAEP-256', dataKey, { abortSignal: AbortSignal.timeout(timeoutMs) });
         return r.result;

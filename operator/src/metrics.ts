@@ -14,6 +14,7 @@ export class OperatorMetrics {
   readonly keyAge = new Gauge({ name: 'llmtor_operator_key_age_seconds', help: 'Seconds since a published key\'s not-before (negative while it waits to take over).', labelNames: ['namespace', 'issuer', 'purpose', 'key_id', 'state'] as const, registers: [this.registry] });
   readonly keyRedemptionRemaining = new Gauge({ name: 'llmtor_operator_key_redemption_remaining_seconds', help: 'Seconds until a published key stops verifying tokens.', labelNames: ['namespace', 'issuer', 'purpose', 'key_id'] as const, registers: [this.registry] });
   readonly failedAttempts = new Gauge({ name: 'llmtor_operator_failed_attempts', help: 'Consecutive failed reconciles of a TokenIssuer (back-off grows with it).', labelNames: ['namespace', 'issuer'] as const, registers: [this.registry] });
+  readonly keysUnopenable = new Gauge({ name: 'llmtor_operator_keys_unopenable', help: 'Signing keys still in their redemption window that the configured key-encryption key cannot open (non-zero: restore the KEK from backup).', labelNames: ['namespace', 'issuer'] as const, registers: [this.registry] });
   readonly isLeader = new Gauge({ name: 'llmtor_operator_is_leader', help: '1 while this replica holds the leader Lease.', registers: [this.registry] });
   private readonly keyLabels = new Map<string, { purpose: string; key_id: string; state: string }[]>();
 

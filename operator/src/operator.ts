@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from './clock.js';
 import { Controller } from './controller.js';
+import { CrdProbe } from './crdProbe.js';
 import type { AzureKeyVaultKek } from './kek.js';
 import { KubeClusterApi, type ClusterApi } from './kubeApi.js';
 import { LeaderElector, kubeLeaseApi } from './leaderElection.js';
@@ -31,6 +32,8 @@ export interface OperatorOptions {
   metricsPort?: number;
   metricsHost?: string;
   metrics?: OperatorMetrics;
+  /** How often to check that the CRD is installed (default 10 s) and how often to say it is not (default 60 s). */
+  crdProbe?: { intervalMs?: number; logEveryMs?: number };
 }
 
 export interface RunningOperator {
@@ -39,6 +42,7 @@ export interface RunningOperator {
   readonly reconciler: Reconciler;
   readonly elector: LeaderElector;
   readonly metricsServer: Server | undefined;
+  readonly crd: CrdProbe;
   isLeader(): boolean;
   controller(): Controller | undefined;
   /** Clean stop (releases the Lease); `{ release: false }` behaves like a crash for the others. */
@@ -94,7 +98,10 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       return transition;
     },
   });
-  const metricsServer = o.metricsPort !== undefined ? await serveMetrics(metrics, o.metricsPort, o.metricsHost, () => true) : undefined;
+  const crd = new CrdProbe({ kc: o.kc, namespace: o.namespace, log, ...o.crdProbe });
+  crd.start();
+  // Not ready without the CRD: nothing can be reconciled, and a rollout should not look healthy.
+  const metricsServer = o.metricsPort !== undefined ? await serveMetrics(metrics, o.metricsPort, o.metricsHost, () => crd.isInstalled) : undefined;
   elector.start();
   return {
     identity: o.identity,
@@ -102,9 +109,11 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     reconciler,
     elector,
     metricsServer,
+    crd,
     isLeader: () => elector.isLeader,
     controller: () => controller,
     async stop(opts) {
+      crd.stop();
       await elector.stop(opts);
       await transition;
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));

@@ -10,7 +10,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { CoreV1Event, V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
-import { rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KekRef, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type SigningKeyFile } from '@llmtor/protocol';
+import { describeKekRef, fromBase64Url, rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type LocalKeyEncryptionKey, type SigningKeyFile } from '@llmtor/protocol';
 import { generateSigningKey } from '@llmtor/protocol/server';
 import type { Clock } from './clock.js';
 import { formatDuration } from './duration.js';
@@ -19,7 +19,7 @@ import { directoryConfigMapData, keySecretData, metadataOf, parseKeySecret, same
 import { isApiStatus, type ClusterApi, type IssuerObject } from './kubeApi.js';
 import type { OperatorMetrics } from './metrics.js';
 import { plan, takenTruncatedIds, type KeyTemplate, type ObservedKey, type Plan } from './schedule.js';
-import { API_VERSION, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
+import { API_VERSION, GROUP, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KEEP_ANNOTATION, KEEP_NOTE, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, REVOKE_REDEMPTION_ANNOTATION, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
 import { backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, setCondition, shortKeyId, statusKeys, type Condition, type IssuerStatus } from './status.js';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -117,7 +117,7 @@ export class Reconciler {
     let kek: Kek | undefined;
     if (!policy.paused) {
       try {
-        kek = await this.resolveKek(issuer, policy);
+        kek = await this.resolveKek(issuer, policy, parsed.files, now);
       } catch (e) {
         const f = e instanceof KekError ? e : new KekError('KeyEncryptionKeyUnavailable', e instanceof Error ? e.message : String(e));
         // Nothing is written but the status: no key is generated, re-wrapped or removed without a working KEK.
@@ -126,12 +126,18 @@ export class Reconciler {
       }
     }
 
-    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref });
+    const revokeRedemption = issuer.metadata.annotations?.[REVOKE_REDEMPTION_ANNOTATION] === 'true';
+    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref, revokeRedemption });
     if (p.rewriteRotateAnnotation) {
       // 'now' becomes a fixed time first (conditional on the object's version): the request is then carried out exactly once.
       await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: p.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
-      await this.event(issuer, 'Normal', 'RotationRequested', `rotation requested by annotation ${ROTATE_ANNOTATION}=now, recorded as ${p.rewriteRotateAnnotation}`);
+      const emergency = p.rewriteRotateAnnotation.startsWith('compromised');
+      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? 'EmergencyRotationRequested' : 'RotationRequested', `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${p.rewriteRotateAnnotation}`);
       return { outcome: 'ok', requeueAfterMs: 0 };
+    }
+    const rotationNote = p.pausedRotateRequest ?? p.refusedRotateRequest;
+    if (rotationNote && getCondition(issuer.status, 'Rotating')?.message !== rotationNote) {
+      await this.event(issuer, 'Warning', p.pausedRotateRequest ? 'RotationPaused' : 'RotationRefused', rotationNote);
     }
 
     // --- carry out the plan on a copy of the key files
@@ -143,6 +149,17 @@ export class Reconciler {
       removed.push(metadataOf(f));
       files.delete(id);
       notes.push({ type: 'Normal', reason: 'KeyRemoved', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
+    }
+    for (const id of p.withdraw) {
+      const f = files.get(id)!;
+      files.delete(id);
+      notes.push({ type: 'Normal', reason: 'KeyWithdrawn', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
+    }
+    for (const id of p.revoke) {
+      const f = files.get(id)!;
+      removed.push({ ...metadataOf(f), issuanceEnd: new Date(Math.min(now, Date.parse(f.issuanceEnd))).toISOString(), redemptionEnd: new Date(now).toISOString() });
+      files.delete(id);
+      notes.push({ type: 'Warning', reason: 'KeyRevoked', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
     }
     for (const r of p.retire) {
       const f = files.get(r.keyId)!;
@@ -164,26 +181,33 @@ export class Reconciler {
       const f = await this.generate(t, files.values(), kek!.wrapper, now);
       files.set(f.keyId, f);
       this.opts.metrics?.keysGenerated.inc({ purpose: t.purpose, reason: t.reason });
-      notes.push({ type: 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
+      notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'emergency' ? 'EmergencyKeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
     }
-    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => shortKeyId(r.keyId)).join(', ')} ends ${new Date(p.retire[0]!.issuanceEnd).toISOString()} (forced rotation); their tokens stay redeemable until their redemption windows end` });
+    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
 
     // --- write the Secret (one conditional write: all or nothing)
+    // No owner reference: the keys must outlive the TokenIssuer (helm uninstall, a rename) while tokens
+    // signed under them can still be redeemed; the garbage collector would delete them with it.
     const data = keySecretData(files.values());
     const newHandled = p.handledRotation ?? handledRotation;
     const owner = ownerReference(issuer);
+    const legacyOwners = (secret?.metadata?.ownerReferences ?? []).filter((o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND);
     if (!secret) {
       await this.api.createSecret(namespace, {
         apiVersion: 'v1',
         kind: 'Secret',
         type: 'Opaque',
-        metadata: { name: policy.secretName, namespace, labels: ownedLabels(name), ownerReferences: [owner], ...(newHandled ? { annotations: { [HANDLED_ROTATION_ANNOTATION]: newHandled } } : {}) },
+        metadata: { name: policy.secretName, namespace, labels: ownedLabels(name), annotations: { [KEEP_ANNOTATION]: KEEP_NOTE, ...(newHandled ? { [HANDLED_ROTATION_ANNOTATION]: newHandled } : {}) } },
         data,
       });
-    } else if (!sameData(secret.data, data) || newHandled !== handledRotation) {
-      const metadata = { ...secret.metadata!, labels: { ...secret.metadata?.labels, ...ownedLabels(name) }, annotations: { ...secret.metadata?.annotations } };
+    } else if (!sameData(secret.data, data) || newHandled !== handledRotation || legacyOwners.length) {
+      const metadata = { ...secret.metadata!, labels: { ...secret.metadata?.labels, ...ownedLabels(name) }, annotations: { ...secret.metadata?.annotations, [KEEP_ANNOTATION]: KEEP_NOTE } as Record<string, string> };
       if (newHandled) metadata.annotations[HANDLED_ROTATION_ANNOTATION] = newHandled;
-      if (!metadata.ownerReferences?.some((o) => o.uid === owner.uid)) metadata.ownerReferences = [...(metadata.ownerReferences ?? []), owner];
+      // Written by operators before 0.2: drop it, or deleting the issuer still deletes the keys.
+      if (legacyOwners.length) {
+        metadata.ownerReferences = (metadata.ownerReferences ?? []).filter((o) => !legacyOwners.includes(o));
+        notes.push({ type: 'Normal', reason: 'OwnerReferenceRemoved', message: `removed the owner reference to this TokenIssuer from Secret ${policy.secretName}: its keys now outlive the TokenIssuer (docs/operator.md, "Uninstall")` });
+      }
       await this.api.replaceSecret(namespace, { ...secret, metadata, data });
     }
     for (const n of notes) {
@@ -231,29 +255,36 @@ export class Reconciler {
     throw new Error(`no key with a free truncated key id after ${MAX_COLLISION_RETRIES} attempts (${taken.size} of 256 taken)`);
   }
 
-  private async resolveKek(issuer: IssuerObject, policy: IssuerPolicy): Promise<Kek> {
+  private async resolveKek(issuer: IssuerObject, policy: IssuerPolicy, files: ReadonlyMap<string, SigningKeyFile>, now: number): Promise<Kek> {
     const { namespace, name } = issuer.metadata;
     if (policy.protection.type === 'local') {
       const secretName = policy.protection.secretName;
+      // Key files still in their redemption window that the local KEK of this name must open.
+      const wrapped = [...files.values()].filter((f) => now < Date.parse(f.redemptionEnd) && f.privateKey.type === 'envelope' && f.privateKey.kek.provider === 'local' && f.privateKey.kek.keyId === secretName);
       let s = await this.api.getSecret(namespace, secretName);
       if (!s) {
+        // A new KEK would be a silent loss: every file above would stop opening behind a green status.
+        if (wrapped.length) throw this.kekLost(namespace, name, secretName, 'does not exist', wrapped);
         // No owner reference on purpose: deleting the TokenIssuer must not destroy the KEK that opens existing blobs.
         try {
           s = await this.api.createSecret(namespace, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: secretName, namespace, labels: ownedLabels(name) }, data: { [LOCAL_KEK_DATA_KEY]: Buffer.from(newLocalKekPem()).toString('base64') } });
-          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up: losing it loses every signing key`);
+          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up now (docs/operator.md, "Back up the key-encryption key"): losing it loses every signing key`);
         } catch (e) {
           if (!isApiStatus(e, 409)) throw e;
           s = await this.api.getSecret(namespace, secretName);
         }
       }
       const pemB64 = s?.data?.[LOCAL_KEK_DATA_KEY];
-      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; put a PKCS#8 RSA private key PEM there or delete the Secret to have a new one created (only if no key file uses the old one)`);
+      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; restore it from backup${wrapped.length ? '' : ', or delete the Secret to have a new one created (no key file uses it)'}`);
       let kek;
       try {
         kek = localKek(secretName, Buffer.from(pemB64, 'base64').toString('utf8'));
       } catch {
         throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
       }
+      const foreign = await filesNotOpeningWith(kek, wrapped);
+      if (foreign.length) throw this.kekLost(namespace, name, secretName, `holds another key (${kek.fingerprint})`, foreign);
+      this.opts.metrics?.keysUnopenable.set({ namespace, issuer: name }, 0);
       return { wrapper: kek, unwrapper: new CompositeUnwrapper(kek, undefined), description: `local:${secretName}` };
     }
     const { vaultUrl, keyName } = policy.protection;
@@ -270,6 +301,19 @@ export class Reconciler {
     const pem = localSecret?.data?.[LOCAL_KEK_DATA_KEY];
     if (pem) local = localKek(`${name}-kek`, Buffer.from(pem, 'base64').toString('utf8'));
     return { wrapper, unwrapper: new CompositeUnwrapper(local, vault), description: wrapper.ref.keyId };
+  }
+
+  /** The local KEK that opens live key files is gone or replaced: say how to restore it, change nothing. */
+  private kekLost(namespace: string, issuer: string, secretName: string, what: string, files: SigningKeyFile[]): KekError {
+    this.opts.metrics?.keysUnopenable.set({ namespace, issuer }, files.length);
+    const fps = [...new Set(files.map((f) => (f.privateKey.type === 'envelope' ? f.privateKey.kek.fingerprint : undefined) ?? 'no fingerprint (older file)'))];
+    const keys = files.map((f) => `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} ${shortKeyId(f.keyId)}`).join(', ');
+    return new KekError(
+      'KeyEncryptionKeyLost',
+      `local key-encryption key Secret ${namespace}/${secretName} ${what}, but ${files.length} signing key(s) still in their redemption window are wrapped under ${fps.join(', ')}: ${keys}. ` +
+        `Restore Secret ${secretName} from backup: kubectl apply -n ${namespace} -f ${secretName}.backup.yaml (docs/operator.md, "Restore the key-encryption key"). ` +
+        'No key is generated, re-wrapped or removed until then.',
+    );
   }
 
   private vault(vaultUrl: string, keyName: string): AzureKeyVaultKek {
@@ -293,15 +337,21 @@ export class Reconciler {
     const needsEpoch = policy.transient.epoch === 'CalendarMonthUTC';
     const epochKey = live.find((m) => m.purpose === 'transient' && m.epoch === epoch && keyState(m, now) === 'Active');
     const problems = extra.problems.length ? ` Problems: ${extra.problems.join('; ')}.` : '';
-    const nextRotation = p.nextRotation !== undefined ? isoSeconds(p.nextRotation) : undefined;
-    if (current && (!needsEpoch || epochKey)) {
+    // Only from keys that exist: a plan that could not be carried out (no KEK) has no rotation to announce.
+    const nextRotation = p.nextRotation !== undefined && live.some((m) => m.purpose === 'credit') ? isoSeconds(p.nextRotation) : undefined;
+    if (extra.failure?.reason === 'KeyEncryptionKeyLost') {
+      // The keys are listed but no pod can open them: not ready, whatever the schedule says.
+      conditions = cond({ type: 'Ready', status: 'False', reason: 'KeyEncryptionKeyLost', message: extra.failure.message }, conditions);
+    } else if (current && (!needsEpoch || epochKey)) {
       conditions = cond({ type: 'Ready', status: 'True', reason: 'KeysCurrent', message: `credit key ${shortKeyId(current.keyId)} signs until ${current.issuanceEnd}${needsEpoch ? `; epoch ${epoch} key ${shortKeyId(epochKey!.keyId)}` : ''}; ${live.length} keys published.${problems}` }, conditions);
     } else {
       const why = extra.failure ? ` Last failure (${extra.failure.reason}): ${extra.failure.message}` : policy.paused ? ' Rotation is paused (spec.paused); set it to false.' : '';
       conditions = cond({ type: 'Ready', status: 'False', reason: current ? 'NoEpochKey' : 'NoActiveCreditKey', message: `${current ? `no transient key signs for epoch ${epoch}` : 'no credit key can sign now'}.${why}${problems}` }, conditions);
     }
     const pendingCredit = live.filter((m) => m.purpose === 'credit' && keyState(m, now) === 'Published').sort((a, b) => Date.parse(a.notBefore) - Date.parse(b.notBefore))[0];
-    if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
+    if (policy.paused && p.pausedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: p.pausedRotateRequest }, conditions);
+    else if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
+    else if (p.refusedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationRefused', message: p.refusedRotateRequest }, conditions);
     else if (extra.failure && p.generate.length) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationBlocked', message: `${p.generate.length} key(s) due but not generated: ${extra.failure.message}` }, conditions);
     else if (p.invalidRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'InvalidRotationRequest', message: p.invalidRotateRequest }, conditions);
     else if (pendingCredit) conditions = cond({ type: 'Rotating', status: 'True', reason: 'SuccessorPublished', message: `credit key ${shortKeyId(pendingCredit.keyId)} is published and takes over at ${pendingCredit.notBefore}` }, conditions);
@@ -340,7 +390,7 @@ export class Reconciler {
     if (attempts === 1 || !prevMsg.startsWith(`${reason}:`)) await this.event(issuer, 'Warning', reason, message);
     try {
       const live = ctx ? [...ctx.files.values()].map(metadataOf) : (issuer.status?.keys ?? []).filter((k) => k.state !== 'Expired').map((k) => ({ keyId: k.keyId, purpose: k.purpose, notBefore: k.notBefore, issuanceEnd: k.issuanceEnd, redemptionEnd: k.redemptionEnd, publicKey: '', ...(k.epoch ? { epoch: k.epoch } : {}) }));
-      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [] };
+      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
       const status = this.buildStatus(issuer, policy, live, [], p, now, { problems: [], failure: { reason, message } });
       status.failedAttempts = attempts;
       status.lastFailureTime = isoSeconds(now);
@@ -406,9 +456,7 @@ function ownerReference(issuer: IssuerObject): V1OwnerReference {
 }
 
 function describeKek(f: SigningKeyFile): string {
-  if (f.privateKey.type === 'plain') return 'plain';
-  const k: KekRef = f.privateKey.kek;
-  return k.provider === 'local' ? `local:${k.keyId}` : k.keyId;
+  return f.privateKey.type === 'plain' ? 'plain' : describeKekRef(f.privateKey.kek);
 }
 
 function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
@@ -419,6 +467,8 @@ function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
       return `${what} generated to sign at once (no key could sign): ${windows}`;
     case 'forced':
       return `forced rotation: ${what} published, ${windows}`;
+    case 'emergency':
+      return `emergency rotation: ${what} signs at once, ${windows}`;
     case 'epoch':
       return `${what} published for epoch ${t.epoch}: ${windows}`;
     default:
@@ -426,3 +476,22 @@ function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
   }
 }
 
+
+/** Files whose data key does not unwrap with `kek` (by fingerprint; files without one are tried). */
+async function filesNotOpeningWith(kek: LocalKeyEncryptionKey, files: readonly SigningKeyFile[]): Promise<SigningKeyFile[]> {
+  const out: SigningKeyFile[] = [];
+  for (const f of files) {
+    if (f.privateKey.type !== 'envelope') continue;
+    const fp = f.privateKey.kek.fingerprint;
+    if (fp !== undefined) {
+      if (fp !== kek.fingerprint) out.push(f);
+      continue;
+    }
+    try {
+      (await kek.unwrapKey(f.privateKey.kek, fromBase64Url(f.privateKey.wrappedDataKey))).fill(0);
+    } catch {
+      out.push(f);
+    }
+  }
+  return out;
+}

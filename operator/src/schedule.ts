@@ -11,9 +11,16 @@
  *   key keeps signing until its issuance window ends and verifying until its
  *   redemption window ends. With no key able to sign now (first start, or the
  *   operator was down too long), a key is generated that signs at once.
- * - Forced rotation (annotation): a new credit key with notBefore = now +
- *   publishAhead; older credit keys stop signing at that instant (their
- *   redemption windows are untouched, so no issued token is lost).
+ * - Forced rotation (annotation `rotate=now` or a time): a new credit key with
+ *   notBefore = now + publishAhead; older credit keys stop signing at that
+ *   instant (their redemption windows are untouched, so no issued token is
+ *   lost). A successor that is published but has not signed yet is withdrawn
+ *   and replaced, not joined by another one (no token exists under it).
+ * - Emergency rotation (`rotate=compromised`): credit and permanent keys and the
+ *   current epoch's transient key are replaced by keys that sign at once; the
+ *   old ones stop signing now and, with `revokeRedemption`, stop verifying now.
+ * - At most MAX_PUBLISHED_KEYS_PER_PURPOSE keys per purpose: a rotation request
+ *   that would exceed it (an ordinary one already at that bound minus two) is refused.
  * - Transient keys: one per calendar month (UTC), notBefore = first instant of
  *   the month, issuance ends at the month's end, redemption `grace` later; next
  *   month's key is generated `publishAhead` before the month starts.
@@ -21,7 +28,7 @@
  * - Envelope files wrapped under another key-encryption key than the current
  *   one (Key Vault key got a new version, or protection changed) are re-wrapped.
  */
-import { epochBounds, epochOf, type KekRef, type KeyMetadata, type KeyPurpose } from '@llmtor/protocol';
+import { MAX_PUBLISHED_KEYS_PER_PURPOSE, epochBounds, epochOf, type KekRef, type KeyMetadata, type KeyPurpose } from '@llmtor/protocol';
 import type { IssuerPolicy } from './spec.js';
 
 export interface ObservedKey {
@@ -40,9 +47,11 @@ export interface PlanInput {
   handledRotation?: string | undefined;
   /** The key-encryption key new blobs are wrapped with; undefined = not known now (no re-wrap). */
   currentKek?: KekRef | undefined;
+  /** Emergency rotation only: the old keys also stop verifying at once (`llmtor.dev/revoke-redemption: "true"`). */
+  revokeRedemption?: boolean | undefined;
 }
 
-export type GenerateReason = 'bootstrap' | 'scheduled' | 'forced' | 'epoch';
+export type GenerateReason = 'bootstrap' | 'scheduled' | 'forced' | 'emergency' | 'epoch';
 
 export interface KeyTemplate {
   purpose: KeyPurpose;
@@ -63,6 +72,14 @@ export interface Plan {
   retire: { keyId: string; issuanceEnd: number }[];
   /** Keys past their redemption window. */
   remove: string[];
+  /** Published successors that never signed, replaced by a rotation (removed at once: no token exists under them). */
+  withdraw: string[];
+  /** Keys whose redemption an emergency rotation stopped (removed at once; their tokens are rejected). */
+  revoke: string[];
+  /** A rotation request that is due but not carried out because `spec.paused` is true (message). */
+  pausedRotateRequest?: string;
+  /** A rotation request refused (it would publish too many keys); message. The request counts as handled. */
+  refusedRotateRequest?: string;
   /** Envelope files to re-wrap under `currentKek`. */
   rewrap: string[];
   /** Rotation request carried out by this plan (to record on the Secret with the new key). */
@@ -89,8 +106,9 @@ function slotOf(m: KeyMetadata): Slot {
   return s;
 }
 
+/** Same key-encryption key; a file without a fingerprint is re-wrapped once to gain one (it must open to be). */
 function sameKek(a: KekRef | null, b: KekRef): boolean {
-  return a !== null && a.provider === b.provider && a.keyId === b.keyId;
+  return a !== null && a.provider === b.provider && a.keyId === b.keyId && (b.fingerprint === undefined || a.fingerprint === b.fingerprint);
 }
 
 interface RollingPolicy {
@@ -100,20 +118,33 @@ interface RollingPolicy {
   publishAhead: number;
 }
 
-/** Parses the rotate annotation: 'now', or an RFC 3339 time. */
-export function parseRotateRequest(v: string): { kind: 'now' } | { kind: 'at'; at: number } | { kind: 'invalid' } {
-  const t = v.trim();
-  if (t.toLowerCase() === 'now') return { kind: 'now' };
+/** Prefix of an emergency rotation request (`compromised`, recorded as `compromised:<RFC 3339>`). */
+export const EMERGENCY_PREFIX = 'compromised';
+
+/** Parses the rotate annotation: 'now', an RFC 3339 time, 'compromised' or 'compromised:<RFC 3339>'. */
+export function parseRotateRequest(v: string): { kind: 'now'; emergency: boolean } | { kind: 'at'; at: number; emergency: boolean } | { kind: 'invalid' } {
+  let t = v.trim();
+  let emergency = false;
+  if (t.toLowerCase() === EMERGENCY_PREFIX) return { kind: 'now', emergency: true };
+  if (t.toLowerCase().startsWith(`${EMERGENCY_PREFIX}:`)) {
+    emergency = true;
+    t = t.slice(EMERGENCY_PREFIX.length + 1);
+  } else if (t.toLowerCase() === 'now') return { kind: 'now', emergency: false };
   if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(t)) {
     const at = Date.parse(t);
-    if (!Number.isNaN(at)) return { kind: 'at', at };
+    if (!Number.isNaN(at)) return { kind: 'at', at, emergency };
   }
   return { kind: 'invalid' };
 }
 
+interface Forced {
+  emergency: boolean;
+  revokeRedemption: boolean;
+}
+
 export function plan(input: PlanInput): Plan {
   const { policy, now } = input;
-  const out: Plan = { generate: [], retire: [], remove: [], rewrap: [] };
+  const out: Plan = { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
   const wake: number[] = [];
   const live: Slot[] = [];
   for (const k of input.keys) {
@@ -121,10 +152,16 @@ export function plan(input: PlanInput): Plan {
     if (now >= s.redemptionEnd) out.remove.push(k.meta.keyId);
     else live.push(s);
   }
+  const request = input.rotateRequest !== undefined ? parseRotateRequest(input.rotateRequest) : undefined;
+  const handled = input.handledRotation !== undefined ? Date.parse(input.handledRotation) : Number.NaN;
+  const isDone = (at: number) => !Number.isNaN(handled) && handled >= at;
   if (policy.paused) {
     // Paused: nothing is generated, removed or re-wrapped; the status still shows the keys.
     out.remove = [];
     out.nextRotation = nextRotationOf(live, policy.credit.rotationPeriod, now);
+    if (request && (request.kind === 'now' || (request.kind === 'at' && request.at <= now && !isDone(request.at)))) {
+      out.pausedRotateRequest = `rotation request ${JSON.stringify(input.rotateRequest)} is not carried out while spec.paused is true; it runs when paused is set to false (remove the annotation to cancel it)`;
+    }
     return out;
   }
 
@@ -134,20 +171,29 @@ export function plan(input: PlanInput): Plan {
   }
 
   // --- forced rotation request
-  let forcedAt: number | undefined;
-  if (input.rotateRequest !== undefined) {
-    const r = parseRotateRequest(input.rotateRequest);
-    if (r.kind === 'now') {
-      out.rewriteRotateAnnotation = new Date(now).toISOString();
-    } else if (r.kind === 'invalid') {
-      out.invalidRotateRequest = `annotation ${JSON.stringify(input.rotateRequest)} is neither "now" nor an RFC 3339 time (e.g. 2026-12-01T00:00:00Z); it is ignored`;
-    } else {
-      const handled = input.handledRotation !== undefined ? Date.parse(input.handledRotation) : Number.NaN;
-      const done = !Number.isNaN(handled) && handled >= r.at;
-      if (!done && r.at <= now) {
-        forcedAt = r.at;
-        out.handledRotation = new Date(r.at).toISOString();
-      } else if (!done) wake.push(r.at);
+  let forced: Forced | undefined;
+  if (request !== undefined) {
+    if (request.kind === 'now') {
+      out.rewriteRotateAnnotation = request.emergency ? `${EMERGENCY_PREFIX}:${new Date(now).toISOString()}` : new Date(now).toISOString();
+    } else if (request.kind === 'invalid') {
+      out.invalidRotateRequest = `annotation ${JSON.stringify(input.rotateRequest)} is neither "now", "compromised" nor an RFC 3339 time (e.g. 2026-12-01T00:00:00Z); it is ignored`;
+    } else if (!isDone(request.at) && request.at <= now) {
+      forced = { emergency: request.emergency, revokeRedemption: request.emergency && input.revokeRedemption === true };
+      out.handledRotation = new Date(request.at).toISOString();
+    } else if (!isDone(request.at)) wake.push(request.at);
+  }
+
+  if (forced) {
+    // The bound is checked for every purpose first: a request is carried out whole or not at all.
+    const purposes: KeyPurpose[] = forced.emergency ? ['credit', ...(policy.permanent.policy === 'Rolling' ? (['permanent'] as const) : [])] : ['credit'];
+    const limit = forced.emergency ? MAX_PUBLISHED_KEYS_PER_PURPOSE : MAX_PUBLISHED_KEYS_PER_PURPOSE - 2;
+    for (const purpose of purposes) {
+      const keep = live.filter((s) => s.purpose === purpose && s.notBefore <= now && !forced!.revokeRedemption).length;
+      if (keep + 1 > limit) {
+        out.refusedRotateRequest = `rotation request ${JSON.stringify(input.rotateRequest)} refused: ${keep} ${purpose} keys are still published and one more would exceed ${limit} (at most ${MAX_PUBLISHED_KEYS_PER_PURPOSE} per purpose, docs/operator.md)${forced.emergency ? '; add llmtor.dev/revoke-redemption=true to stop the old keys at once' : '; retry once older keys have expired, or use rotate=compromised'}`;
+        forced = undefined;
+        break;
+      }
     }
   }
 
@@ -157,31 +203,61 @@ export function plan(input: PlanInput): Plan {
     redemptionGrace: policy.credit.redemptionGrace,
     publishAhead: policy.credit.publishAhead,
   };
-  roll('credit', credit, live, now, forcedAt !== undefined && out.rewriteRotateAnnotation === undefined, out, wake);
+  roll('credit', credit, live, now, forced, out, wake);
   if (policy.permanent.policy === 'Rolling') {
     const p = policy.permanent;
-    roll('permanent', { period: p.lifetime, issuanceWindow: p.lifetime, redemptionGrace: p.redemptionGrace, publishAhead: policy.credit.publishAhead }, live, now, false, out, wake);
+    roll('permanent', { period: p.lifetime, issuanceWindow: p.lifetime, redemptionGrace: p.redemptionGrace, publishAhead: policy.credit.publishAhead }, live, now, forced?.emergency ? forced : undefined, out, wake);
   }
   if (policy.transient.epoch === 'CalendarMonthUTC') {
     const current = epochOf(new Date(now));
+    if (forced?.emergency) stopSigning(live.filter((s) => s.purpose === 'transient'), now, forced, out);
     const next = epochOf(epochBounds(current).end);
     const wanted = [current];
     const nextStart = epochBounds(next).start.getTime();
     if (now >= nextStart - policy.credit.publishAhead) wanted.push(next);
     else wake.push(nextStart - policy.credit.publishAhead);
     for (const e of wanted) {
-      if (live.some((s) => s.purpose === 'transient' && s.epoch === e)) continue;
       const { start, end } = epochBounds(e);
-      const t: KeyTemplate = { purpose: 'transient', epoch: e, notBefore: start.getTime(), issuanceEnd: end.getTime(), redemptionEnd: end.getTime() + policy.transient.grace, reason: 'epoch' };
+      // A key of this epoch that signs now or will: nothing to do (an emergency rotation cut the old one to now).
+      if (live.some((s) => s.purpose === 'transient' && s.epoch === e && s.issuanceEnd > now)) continue;
+      // After an emergency rotation the replacement signs at once (this epoch) or from the epoch's start (next one).
+      const emergency = forced?.emergency === true && e === current;
+      const t: KeyTemplate = { purpose: 'transient', epoch: e, notBefore: emergency ? now : start.getTime(), issuanceEnd: end.getTime(), redemptionEnd: end.getTime() + policy.transient.grace, reason: emergency ? 'emergency' : 'epoch' };
       out.generate.push(t);
       live.push({ ...t });
     }
   }
 
-  for (const s of live) for (const t of [s.notBefore, s.issuanceEnd, s.redemptionEnd]) if (t > now) wake.push(t);
+  const alive = live.filter((s) => s.redemptionEnd > now);
+  for (const s of alive) for (const t of [s.notBefore, s.issuanceEnd, s.redemptionEnd]) if (t > now) wake.push(t);
   if (wake.length) out.wakeAt = Math.min(...wake);
-  out.nextRotation = nextRotationOf(live, policy.credit.rotationPeriod, now);
+  out.nextRotation = nextRotationOf(alive, policy.credit.rotationPeriod, now);
   return out;
+}
+
+/**
+ * Emergency rotation: keys of one purpose stop signing now; published successors that never
+ * signed are withdrawn; with `revokeRedemption` the old keys stop verifying too (removed now).
+ */
+function stopSigning(mine: Slot[], now: number, forced: Forced, out: Plan): void {
+  for (const s of mine) {
+    if (s.keyId === undefined) continue;
+    if (s.notBefore > now) withdraw(s, out);
+    else if (forced.revokeRedemption) {
+      out.revoke.push(s.keyId);
+      s.issuanceEnd = now;
+      s.redemptionEnd = now;
+    } else if (s.issuanceEnd > now) {
+      s.issuanceEnd = now;
+      out.retire.push({ keyId: s.keyId, issuanceEnd: now });
+    }
+  }
+}
+
+function withdraw(s: Slot, out: Plan): void {
+  out.withdraw.push(s.keyId!);
+  // Marks the slot dead for the rest of the plan (filtered out by the callers' `live` views).
+  s.redemptionEnd = s.issuanceEnd = s.notBefore = Number.NEGATIVE_INFINITY;
 }
 
 function nextRotationOf(live: Slot[], period: number, now: number): number | undefined {
@@ -193,20 +269,32 @@ function nextRotationOf(live: Slot[], period: number, now: number): number | und
 }
 
 /** Rolling schedule for one purpose; mutates `live` (adds the generated slots, shortens retired ones). */
-function roll(purpose: KeyPurpose, p: RollingPolicy, live: Slot[], now: number, forced: boolean, out: Plan, wake: number[]): void {
-  const mine = () => live.filter((s) => s.purpose === purpose).sort((a, b) => a.notBefore - b.notBefore);
+function roll(purpose: KeyPurpose, p: RollingPolicy, live: Slot[], now: number, forced: Forced | undefined, out: Plan, wake: number[]): void {
+  const mine = () => live.filter((s) => s.purpose === purpose && s.redemptionEnd > now).sort((a, b) => a.notBefore - b.notBefore);
   const add = (notBefore: number, reason: GenerateReason) => {
     const t: KeyTemplate = { purpose, notBefore, issuanceEnd: notBefore + p.issuanceWindow, redemptionEnd: notBefore + p.issuanceWindow + p.redemptionGrace, reason };
     out.generate.push(t);
     live.push({ ...t });
   };
-  if (forced) {
+  if (forced?.emergency) {
+    stopSigning(mine(), now, forced, out);
+    add(now, 'emergency');
+  } else if (forced) {
     const nb = now + p.publishAhead;
-    for (const s of mine()) {
-      if (s.issuanceEnd > nb && s.keyId !== undefined) {
+    // A successor that has not signed yet is replaced, not joined: repeated requests do not pile up keys.
+    for (const s of mine()) if (s.keyId !== undefined && s.notBefore > now) withdraw(s, out);
+    const signers = mine().filter((s) => s.keyId !== undefined && s.notBefore <= now && now < s.issuanceEnd);
+    for (const s of signers) {
+      if (s.issuanceEnd > nb) {
         s.issuanceEnd = Math.max(nb, s.notBefore);
-        out.retire.push({ keyId: s.keyId, issuanceEnd: s.issuanceEnd });
+        out.retire.push({ keyId: s.keyId!, issuanceEnd: s.issuanceEnd });
       }
+    }
+    // No gap until the new key takes over: a key cut short for a withdrawn successor signs until then again.
+    const last = signers.at(-1);
+    if (last && !signers.some((s) => s.issuanceEnd >= nb)) {
+      last.issuanceEnd = Math.min(nb, last.redemptionEnd);
+      out.retire.push({ keyId: last.keyId!, issuanceEnd: last.issuanceEnd });
     }
     add(nb, 'forced');
   }

@@ -14,10 +14,15 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = 'TokenIssuer';
 export const PLURAL = 'tokenissuers';
 
-/** `kubectl annotate tokenissuer main llmtor.dev/rotate=now --overwrite` (or an RFC 3339 time to schedule one). */
+/** `kubectl annotate tokenissuer main llmtor.dev/rotate=now --overwrite` (or an RFC 3339 time to schedule one, or `compromised`). */
 export const ROTATE_ANNOTATION = `${GROUP}/rotate`;
+/** With `rotate=compromised`: "true" also stops the old keys verifying at once (their tokens are rejected). */
+export const REVOKE_REDEMPTION_ANNOTATION = `${GROUP}/revoke-redemption`;
 /** On the key Secret: the last rotation request (RFC 3339) already carried out, written with the new key. */
 export const HANDLED_ROTATION_ANNOTATION = `${GROUP}/last-rotation-request`;
+/** On the signing-keys Secret, which has no owner reference: why it stays after the TokenIssuer is deleted. */
+export const KEEP_ANNOTATION = `${GROUP}/keep`;
+export const KEEP_NOTE = 'kept when the TokenIssuer is deleted: tokens signed under these keys stay redeemable until each key\'s redemptionEnd; delete it yourself after the last one (docs/operator.md, Uninstall)';
 /** Labels on every object the operator owns. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'llmtor-operator';
@@ -90,9 +95,17 @@ export const issuerSpecSchema = z
     if (ms(s.credit.issuanceWindow) < p) ctx.addIssue({ code: 'custom', path: ['credit', 'issuanceWindow'], message: 'must be at least credit.rotationPeriod (else no key signs between two rotations)' });
     if (ms(s.credit.publishAhead) >= p) ctx.addIssue({ code: 'custom', path: ['credit', 'publishAhead'], message: 'must be shorter than credit.rotationPeriod' });
     if (p < 60_000) ctx.addIssue({ code: 'custom', path: ['credit', 'rotationPeriod'], message: 'must be at least 1m' });
-    if (s.permanent.policy === 'Rolling' && ms(s.permanent.lifetime) <= ms(s.credit.publishAhead)) {
-      ctx.addIssue({ code: 'custom', path: ['permanent', 'lifetime'], message: 'must be longer than credit.publishAhead' });
+    const ahead = ms(s.credit.publishAhead);
+    if (ms(s.credit.issuanceWindow) >= p && ahead < p && p >= 60_000 && ahead + ms(s.credit.issuanceWindow) + ms(s.credit.redemptionGrace) > 4 * p) {
+      ctx.addIssue({ code: 'custom', path: ['credit', 'redemptionGrace'], message: 'publishAhead + issuanceWindow + redemptionGrace must be at most 4 x rotationPeriod (else more than 5 credit keys are published at once)' });
     }
+    const life = ms(s.permanent.lifetime);
+    if (s.permanent.policy === 'Rolling' && life <= ahead) {
+      ctx.addIssue({ code: 'custom', path: ['permanent', 'lifetime'], message: 'must be longer than credit.publishAhead' });
+    } else if (s.permanent.policy === 'Rolling' && ahead + ms(s.permanent.redemptionGrace) > 3 * life) {
+      ctx.addIssue({ code: 'custom', path: ['permanent', 'redemptionGrace'], message: 'credit.publishAhead + permanent.redemptionGrace must be at most 3 x permanent.lifetime (else more than 5 permanent keys are published at once)' });
+    }
+    if (ms(s.transient.grace) > 2016 * 3_600_000) ctx.addIssue({ code: 'custom', path: ['transient', 'grace'], message: 'must be at most 2016h (else more than 5 transient keys are published at once)' });
   });
 
 export type IssuerSpecInput = z.input<typeof issuerSpecSchema>;

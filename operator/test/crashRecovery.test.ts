@@ -143,9 +143,10 @@ describe('crash at any point, then restart: the operator converges', function ()
       await waitFor('Ready', async () => (await cluster.issuer(ns, 'main')).status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'), 30_000);
       await remember();
       const files = await cluster.keyFiles(ns, 'main-signing-keys');
-      for (const id of everSeen.keys()) assert.ok(files.has(id), `key ${id.slice(0, 12)} was dropped`);
+      // Only a successor that never signed may go: a later request replaces it (withdrawn, no token under it).
+      for (const [id, f] of everSeen) assert.ok(files.has(id) || Date.parse(f.notBefore) > Date.now(), `key ${id.slice(0, 12)} was dropped`);
       const credit = [...files.values()].filter((f) => f.purpose === 'credit').length;
-      assert.ok(credit >= 2 && credit <= 6, `credit keys: ${credit} (one per carried-out request, at most 5)`);
+      assert.ok(credit >= 2 && credit <= 6, `credit keys: ${credit} (the first, and at most one pending successor per request)`);
       await waitFor('ConfigMap consistent', async () => {
         checkConsistent(await cluster.keyFiles(ns, 'main-signing-keys'), await cluster.configMapData(ns, 'main-directory'), Date.now());
         return true;

@@ -59,7 +59,7 @@ describe('Azure Key Vault envelope (real @azure/keyvault-keys SDK against the HT
     assert.equal(files.size, 3);
     for (const f of files.values()) {
       assert.equal(f.privateKey.type, 'envelope');
-      assert.deepEqual(f.privateKey.type === 'envelope' && f.privateKey.kek, { provider: 'azure-keyvault', keyId: `${kv.vaultUrl}/keys/llmtor-kek/${v1}` });
+      assert.deepEqual(f.privateKey.type === 'envelope' && f.privateKey.kek, { provider: 'azure-keyvault', keyId: `${kv.vaultUrl}/keys/llmtor-kek/${v1}`, fingerprint: `llmtor-kek/${v1}` });
       assert.ok(!JSON.stringify(f).includes('pkcs8'), 'no plain private key');
     }
     assert.ok((kv.stats().ok.wrapKey ?? 0) + (kv.stats().ok.get ?? 0) >= 1, 'the SDK talked to the vault');

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { epochOf, type KeyMetadata } from '@llmtor/protocol';
-import { issuerPolicy, parseDuration, plan, takenTruncatedIds, type IssuerSpecInput, type ObservedKey, type Plan } from '../src/index.js';
+import { MAX_PUBLISHED_KEYS_PER_PURPOSE } from '@llmtor/protocol';
+import { issuerPolicy, parseDuration, parseRotateRequest, plan, takenTruncatedIds, type IssuerSpecInput, type ObservedKey, type Plan } from '../src/index.js';
 
 const H = 3_600_000;
 const D = 24 * H;
 
 /** Applies a plan to a key list the way the reconciler does (fake key ids; no crypto: the planner never looks at keys). */
 function apply(keys: ObservedKey[], p: Plan, seq: { n: number }): ObservedKey[] {
-  let out = keys.filter((k) => !p.remove.includes(k.meta.keyId));
+  let out = keys.filter((k) => !p.remove.includes(k.meta.keyId) && !p.withdraw.includes(k.meta.keyId) && !p.revoke.includes(k.meta.keyId));
   out = out.map((k) => {
     const r = p.retire.find((x) => x.keyId === k.meta.keyId);
     return r ? { ...k, meta: { ...k.meta, issuanceEnd: new Date(r.issuanceEnd).toISOString() } } : k;
@@ -117,7 +118,138 @@ describe('plan(): the pure key schedule', () => {
     assert.ok(p4.wakeAt! <= now + 5 * D, 'the scheduled time wakes the operator');
     const p5 = plan({ policy, keys: k3, now: now + 5 * D, rotateRequest: future, handledRotation: req });
     assert.equal(p5.generate.filter((g) => g.reason === 'forced').length, 1);
-    assert.match(plan({ policy, keys: k3, now, rotateRequest: 'tomorrow' }).invalidRotateRequest!, /neither "now" nor an RFC 3339 time/);
+    assert.match(plan({ policy, keys: k3, now, rotateRequest: 'tomorrow' }).invalidRotateRequest!, /neither "now", "compromised" nor an RFC 3339 time/);
+  });
+
+  it('parses rotation requests (table)', () => {
+    const t = '2026-03-10T12:00:00Z';
+    const rows: [string, ReturnType<typeof parseRotateRequest>][] = [
+      ['now', { kind: 'now', emergency: false }],
+      [' NOW ', { kind: 'now', emergency: false }],
+      [t, { kind: 'at', at: at(t), emergency: false }],
+      ['compromised', { kind: 'now', emergency: true }],
+      [`compromised:${t}`, { kind: 'at', at: at(t), emergency: true }],
+      ['compromised:now', { kind: 'invalid' }],
+      ['tomorrow', { kind: 'invalid' }],
+      ['2026-03-10', { kind: 'invalid' }],
+    ];
+    for (const [input, want] of rows) assert.deepEqual(parseRotateRequest(input), want, input);
+  });
+
+  /** Carries out rotation requests one after the other (each rewritten, then done), as the reconciler does. */
+  function rotate(keys: ObservedKey[], now: number, value: string, seq: { n: number }, handled?: string, revokeRedemption = false): { keys: ObservedKey[]; p: Plan; handled: string | undefined } {
+    const rewrite = plan({ policy, keys, now, rotateRequest: value, handledRotation: handled }).rewriteRotateAnnotation!;
+    const p = plan({ policy, keys, now, rotateRequest: rewrite, handledRotation: handled, revokeRedemption });
+    return { keys: apply(keys, p, seq), p, handled: p.handledRotation ?? handled };
+  }
+  const published = (keys: ObservedKey[], purpose: string) => keys.filter((k) => k.meta.purpose === purpose).length;
+
+  it('a repeated rotate=now replaces the published successor instead of adding one, and leaves no gap', () => {
+    const seq = { n: 1 };
+    const t0 = at('2026-03-10T12:00:00Z');
+    let keys = apply([], plan({ policy, keys: [], now: t0 }), seq);
+    let handled: string | undefined;
+    const firstCredit = keys.find((k) => k.meta.purpose === 'credit')!.meta.keyId;
+    let r = rotate(keys, t0 + 60_000, 'now', seq, handled);
+    keys = r.keys;
+    handled = r.handled;
+    assert.equal(published(keys, 'credit'), 2);
+    const successor1 = r.p.generate.find((g) => g.reason === 'forced')!;
+    for (let i = 1; i <= 4; i++) {
+      r = rotate(keys, t0 + 60_000 + i * 21_000, 'now', seq, handled);
+      keys = r.keys;
+      handled = r.handled;
+      assert.equal(r.p.withdraw.length, 1, 'the pending successor is withdrawn');
+      assert.equal(published(keys, 'credit'), 2, `after ${i + 1} requests: the old key and one successor`);
+    }
+    const last = r.p.generate.find((g) => g.reason === 'forced')!;
+    assert.equal(last.notBefore, t0 + 60_000 + 4 * 21_000 + 24 * H, 'published publishAhead before it signs');
+    assert.ok(last.notBefore > successor1.notBefore);
+    const old = keys.find((k) => k.meta.keyId === firstCredit)!;
+    assert.equal(Date.parse(old.meta.issuanceEnd), last.notBefore, 'the old key signs until the replacement takes over');
+    for (let t = t0; t < last.notBefore + 2 * H; t += 30 * 60_000) assert.ok(signing(keys, 'credit', t).length >= 1, `a credit key signs at ${new Date(t).toISOString()}`);
+  });
+
+  it('rotate=now while a scheduled successor is published replaces it', () => {
+    const seq = { n: 1 };
+    const t0 = at('2026-03-10T12:00:00Z');
+    let keys = apply([], plan({ policy, keys: [], now: t0 }), seq);
+    const publishAt = t0 + 720 * H - 24 * H;
+    keys = apply(keys, plan({ policy, keys, now: publishAt }), seq);
+    assert.equal(published(keys, 'credit'), 2);
+    const r = rotate(keys, publishAt + H, 'now', seq);
+    assert.equal(r.p.withdraw.length, 1);
+    assert.equal(published(r.keys, 'credit'), 2);
+    for (let t = publishAt; t < publishAt + 72 * H; t += H) assert.ok(signing(r.keys, 'credit', t).length >= 1);
+  });
+
+  it('rotate=now while paused is reported, not silently kept; a request already carried out is not', () => {
+    const seq = { n: 1 };
+    const now = at('2026-03-10T12:00:00Z');
+    const keys = apply([], plan({ policy, keys: [], now }), seq);
+    const paused = issuerPolicy('main', { ...spec, paused: true });
+    assert.match(plan({ policy: paused, keys, now, rotateRequest: 'now' }).pausedRotateRequest!, /"now" is not carried out while spec.paused is true/);
+    assert.match(plan({ policy: paused, keys, now, rotateRequest: 'compromised' }).pausedRotateRequest!, /"compromised"/);
+    const t = new Date(now - 1000).toISOString();
+    assert.match(plan({ policy: paused, keys, now, rotateRequest: t }).pausedRotateRequest!, /not carried out/);
+    assert.equal(plan({ policy: paused, keys, now, rotateRequest: t, handledRotation: t }).pausedRotateRequest, undefined);
+    assert.equal(plan({ policy: paused, keys, now, rotateRequest: new Date(now + H).toISOString() }).pausedRotateRequest, undefined, 'a future time is not due yet');
+  });
+
+  it('rotate=compromised: new credit, permanent and epoch keys sign at once, the old ones stop signing now and keep verifying', () => {
+    const seq = { n: 1 };
+    const t0 = at('2026-03-10T12:00:00Z');
+    let keys = apply([], plan({ policy, keys: [], now: t0 }), seq);
+    keys = apply(keys, plan({ policy, keys, now: t0 + 720 * H - 24 * H }), seq); // a published credit successor too
+    const now = t0 + 700 * H;
+    const rewrite = plan({ policy, keys, now, rotateRequest: 'compromised' }).rewriteRotateAnnotation!;
+    assert.equal(rewrite, `compromised:${new Date(now).toISOString()}`);
+    const before = keys;
+    const r = rotate(keys, now, 'compromised', seq);
+    assert.deepEqual(r.p.generate.map((g) => [g.purpose, g.reason, g.notBefore]).sort(), [['credit', 'emergency', now], ['permanent', 'emergency', now], ['transient', 'emergency', now]].sort());
+    assert.equal(r.p.withdraw.length, 1, 'the published credit successor never signed: withdrawn');
+    for (const k of before) {
+      const after = r.keys.find((x) => x.meta.keyId === k.meta.keyId);
+      if (!after) continue;
+      assert.ok(Date.parse(after.meta.issuanceEnd) <= now, `${k.meta.purpose} stops signing`);
+      assert.equal(after.meta.redemptionEnd, k.meta.redemptionEnd, 'its tokens stay redeemable');
+    }
+    for (const purpose of ['credit', 'permanent', 'transient']) assert.equal(signing(r.keys, purpose, now).length, 1, `one ${purpose} key signs: the new one`);
+    assert.equal(r.p.revoke.length, 0);
+    assert.deepEqual(plan({ policy, keys: r.keys, now: now + 1000, rotateRequest: `compromised:${new Date(now).toISOString()}`, handledRotation: r.handled }).generate, [], 'carried out once');
+  });
+
+  it('rotate=compromised with revoke-redemption also stops the old keys verifying (removed at once)', () => {
+    const seq = { n: 1 };
+    const now = at('2026-03-10T12:00:00Z');
+    const keys = apply([], plan({ policy, keys: [], now: now - 2 * D }), seq);
+    const r = rotate(keys, now, 'compromised', seq, undefined, true);
+    assert.deepEqual(r.p.revoke.sort(), keys.map((k) => k.meta.keyId).sort());
+    assert.equal(r.keys.length, 3);
+    assert.ok(r.keys.every((k) => !keys.some((o) => o.meta.keyId === k.meta.keyId)));
+  });
+
+  it(`never more than ${MAX_PUBLISHED_KEYS_PER_PURPOSE} keys of a purpose: rotation requests beyond the bound are refused`, () => {
+    const seq = { n: 1 };
+    let now = at('2026-03-10T12:00:00Z');
+    let keys = apply([], plan({ policy, keys: [], now }), seq);
+    let handled: string | undefined;
+    let refused: string | undefined;
+    for (let i = 0; i < 20 && !refused; i++) {
+      now += 25 * H; // each successor signs before the next request: nothing to replace
+      keys = apply(keys, plan({ policy, keys, now }), seq);
+      const r = rotate(keys, now, 'now', seq, handled);
+      keys = r.keys;
+      handled = r.handled;
+      refused = r.p.refusedRotateRequest;
+      assert.ok(published(keys, 'credit') <= MAX_PUBLISHED_KEYS_PER_PURPOSE - 2 + 1);
+    }
+    assert.match(refused!, /refused: \d+ credit keys are still published/);
+    // An emergency rotation still goes through (one slot more), up to the bound.
+    now += 1000;
+    const e = rotate(keys, now, 'compromised', seq, handled);
+    assert.equal(e.p.refusedRotateRequest, undefined);
+    assert.ok(published(e.keys, 'credit') <= MAX_PUBLISHED_KEYS_PER_PURPOSE);
   });
 
   it('paused: nothing generated, removed or re-wrapped', () => {

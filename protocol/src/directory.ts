@@ -10,6 +10,15 @@
  * skips keys of token types it does not know, so newer issuers stay readable.
  */
 import { fromBase64Url } from './bytes.js';
+
+/**
+ * The most keys of one purpose (credit, permanent, transient) an issuer lists in its
+ * directory at any time. The operator keeps its schedule within 5 (a CRD rule on the
+ * TokenIssuer's durations), refuses an ordinary rotation request that would bring a
+ * purpose above MAX - 2 and an emergency one above MAX. A client may treat a directory
+ * listing more keys of one purpose as an attempt to partition users by key.
+ */
+export const MAX_PUBLISHED_KEYS_PER_PURPOSE = 8;
 import { TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { isIssuerName } from './challenge.js';
 import { ProtocolError } from './errors.js';

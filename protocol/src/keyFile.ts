@@ -13,9 +13,15 @@
  *   "redemptionEnd": "<ISO 8601>",      // tokens rejected at or after this
  *   "publicKey": "<base64url RSASSA-PSS SPKI>",
  *   "privateKey": { "type": "plain", "pkcs8": "<base64url PKCS#8 DER>" }
- *              | { "type": "envelope", "kek": { "provider": "local" | "azure-keyvault", "keyId": "…" },
+ *              | { "type": "envelope", "kek": { "provider": "local" | "azure-keyvault", "keyId": "…", "fingerprint": "…" },
  *                  "wrapAlgorithm": "RSA-OAEP-256", "wrappedDataKey": "…", "iv": "…", "ciphertext": "…", "tag": "…" }
  * }
+ *
+ * `kek.fingerprint` names the exact key-encryption key (optional: files written
+ * before it existed still read): for a local KEK `sha256:<hex>` of its public key
+ * (SubjectPublicKeyInfo DER), for Key Vault `<key name>/<version>` (the version is
+ * in `keyId` too). A name alone is not an identity: a Secret deleted and created
+ * again under the same name holds another key, and only the fingerprint tells.
  *
  * Envelope: a fresh AES-256-GCM data key encrypts the PKCS#8 key, with the key
  * id as associated data (a blob cannot be swapped onto another key's file); the
@@ -23,7 +29,7 @@
  * local RSA key). Key Vault cannot hold the signing key itself: it offers only
  * padded RSA, and blind signing needs the raw private operation.
  */
-import { constants, createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import { constants, createCipheriv, createHash, createDecipheriv, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { bytesEqual, fromBase64Url, fromHex, toBase64Url, toHex } from './bytes.js';
 import { ProtocolError } from './errors.js';
 import { pssSpkiFromPublicKey, tokenKeyId } from './keyId.js';
@@ -33,6 +39,29 @@ export interface KekRef {
   provider: 'local' | 'azure-keyvault';
   /** Local: a name; Azure: the key's URL (`https://<vault>/keys/<name>/<version>`). */
   keyId: string;
+  /** Local: `sha256:<64 hex>` of the KEK's public key; Azure: `<name>/<version>`. Absent in older files. */
+  fingerprint?: string;
+}
+
+const LOCAL_FINGERPRINT_RE = /^sha256:[0-9a-f]{64}$/;
+const AZURE_FINGERPRINT_RE = /^[0-9a-zA-Z-]{1,127}\/[0-9a-zA-Z]{1,64}$/;
+
+/** `sha256:<hex>` of a local key-encryption key's public key (SPKI DER): what key files name it by. */
+export function localKekFingerprint(key: KeyObject): string {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return `sha256:${createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+}
+
+/** `<name>/<version>` of a Key Vault key URL (`https://<vault>/keys/<name>/<version>`), or undefined. */
+export function azureKekFingerprint(keyUrl: string): string | undefined {
+  const m = /\/keys\/([0-9a-zA-Z-]{1,127})\/([0-9a-zA-Z]{1,64})\/?$/.exec(keyUrl);
+  return m ? `${m[1]}/${m[2]}` : undefined;
+}
+
+/** Short form for messages: `local:<name> (sha256:1a2b3c4d…)`, or the Key Vault key URL. */
+export function describeKekRef(ref: KekRef): string {
+  if (ref.provider === 'azure-keyvault') return ref.keyId;
+  return `local:${ref.keyId}${ref.fingerprint ? ` (${ref.fingerprint.slice(0, 23)}…)` : ''}`;
 }
 
 export interface PlainPrivateKey {
@@ -84,7 +113,10 @@ export class LocalKeyEncryptionKey implements KeyWrapper, KeyUnwrapper {
   constructor(name: string, privateKeyPem: string | KeyObject) {
     this.privateKey = typeof privateKeyPem === 'string' ? createPrivateKey(privateKeyPem) : privateKeyPem;
     this.publicKey = createPublicKey(this.privateKey);
-    this.ref = { provider: 'local', keyId: name };
+    this.ref = { provider: 'local', keyId: name, fingerprint: localKekFingerprint(this.publicKey) };
+  }
+  get fingerprint(): string {
+    return this.ref.fingerprint!;
   }
   async wrapKey(dataKey: Uint8Array): Promise<Uint8Array> {
     return new Uint8Array(publicEncrypt({ key: this.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey));
@@ -92,6 +124,9 @@ export class LocalKeyEncryptionKey implements KeyWrapper, KeyUnwrapper {
   async unwrapKey(ref: KekRef, wrapped: Uint8Array): Promise<Uint8Array> {
     if (ref.provider !== 'local' || ref.keyId !== this.ref.keyId) {
       throw new ProtocolError('decryption_failure', `no local key-encryption key named ${JSON.stringify(ref.keyId)}`);
+    }
+    if (ref.fingerprint !== undefined && ref.fingerprint !== this.ref.fingerprint) {
+      throw new ProtocolError('decryption_failure', `wrapped under local key-encryption key ${ref.keyId} ${ref.fingerprint}, but the one configured is ${this.ref.fingerprint}: restore the original key-encryption key`);
     }
     try {
       return new Uint8Array(privateDecrypt({ key: this.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, wrapped));
@@ -190,7 +225,12 @@ export function parseSigningKeyFile(input: unknown): SigningKeyFile {
     if (typeof pk.pkcs8 !== 'string') bad('privateKey.pkcs8 must be base64url');
   } else if (pk.type === 'envelope') {
     const kek = pk.kek as Record<string, unknown> | undefined;
-    if (!kek || (kek.provider !== 'local' && kek.provider !== 'azure-keyvault') || typeof kek.keyId !== 'string') bad('privateKey.kek must name a provider and keyId');
+    if (!kek || (kek.provider !== 'local' && kek.provider !== 'azure-keyvault') || typeof kek.keyId !== 'string') return bad('privateKey.kek must name a provider and keyId');
+    if (kek.fingerprint !== undefined) {
+      const re = kek.provider === 'local' ? LOCAL_FINGERPRINT_RE : AZURE_FINGERPRINT_RE;
+      if (typeof kek.fingerprint !== 'string' || !re.test(kek.fingerprint)) bad(`privateKey.kek.fingerprint must be ${kek.provider === 'local' ? 'sha256:<64 hex>' : '<key name>/<version>'}`);
+      if (kek.provider === 'azure-keyvault' && azureKekFingerprint(kek.keyId as string) !== kek.fingerprint) bad('privateKey.kek.fingerprint does not match the Key Vault key id');
+    }
     if (pk.wrapAlgorithm !== 'RSA-OAEP-256') bad('privateKey.wrapAlgorithm must be RSA-OAEP-256');
     for (const f of ['wrappedDataKey', 'iv', 'ciphertext', 'tag']) {
       if (typeof pk[f] !== 'string') bad(`privateKey.${f} must be base64url`);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import {
   Keyring,
   LocalKeyEncryptionKey,
+  azureKekFingerprint,
   ProtocolError,
   epochBounds,
   epochOf,
@@ -99,7 +100,8 @@ describe('keyring windows', () => {
 
 describe('signing-key files', () => {
   const base = { purpose: 'credit' as const, notBefore: iso(T0), issuanceEnd: iso(T0 + H), redemptionEnd: iso(T0 + 2 * H) };
-  const kek = new LocalKeyEncryptionKey('local-kek', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  const kekPair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const kek = new LocalKeyEncryptionKey('local-kek', kekPair.privateKey);
   it('a plain file round-trips and its key id is SHA-256 of the PSS SPKI', async () => {
     const f = parseSigningKeyFile(JSON.stringify(await sealSigningKey(testKey(), base)));
     assert.equal(f.keyId, toHex(tokenKeyId(testKey())));
@@ -132,6 +134,28 @@ describe('signing-key files', () => {
     const g = await rewrapSigningKey(f, kek, kek2);
     assert.equal(g.privateKey.type === 'envelope' && g.privateKey.kek.keyId, 'kek-v2');
     assert.equal(toHex(tokenKeyId(await openSigningKeyFile(g, kek2))), f.keyId);
+  });
+  it('names its local key-encryption key by the SHA-256 of its public key, and a same-named other key is refused by fingerprint', async () => {
+    const f = await sealSigningKey(testKey(), base, kek);
+    const pk = f.privateKey as Extract<SigningKeyFile['privateKey'], { type: 'envelope' }>;
+    const spki = kekPair.publicKey.export({ type: 'spki', format: 'der' });
+    assert.equal(pk.kek.fingerprint, `sha256:${createHash('sha256').update(spki).digest('hex')}`);
+    assert.equal(parseSigningKeyFile(JSON.stringify(f)).privateKey.type === 'envelope' && (parseSigningKeyFile(JSON.stringify(f)).privateKey as typeof pk).kek.fingerprint, pk.kek.fingerprint);
+    const other = new LocalKeyEncryptionKey('local-kek', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+    await assert.rejects(openSigningKeyFile(f, other), (e: Error) => isCode('decryption_failure')(e) && e.message.includes(pk.kek.fingerprint!) && e.message.includes(other.fingerprint));
+    assert.throws(() => parseSigningKeyFile({ ...f, privateKey: { ...pk, kek: { ...pk.kek, fingerprint: 'md5:00' } } }), /fingerprint must be sha256:<64 hex>/);
+  });
+  it('a key file written before fingerprints (kek without one) still parses and opens', async () => {
+    const f = await sealSigningKey(testKey(), base, kek);
+    const pk = f.privateKey as Extract<SigningKeyFile['privateKey'], { type: 'envelope' }>;
+    const old = JSON.parse(JSON.stringify({ ...f, privateKey: { ...pk, kek: { provider: 'local', keyId: 'local-kek' } } })) as unknown;
+    const parsed = parseSigningKeyFile(old);
+    assert.equal((parsed.privateKey as typeof pk).kek.fingerprint, undefined);
+    assert.equal(toHex(tokenKeyId(await openSigningKeyFile(parsed, kek))), f.keyId);
+  });
+  it('a Key Vault fingerprint is <name>/<version> and must match the key URL', () => {
+    assert.equal(azureKekFingerprint('https://v.vault.azure.net/keys/llmtor-kek/0123456789abcdef0123456789abcdef'), 'llmtor-kek/0123456789abcdef0123456789abcdef');
+    assert.equal(azureKekFingerprint('https://v.vault.azure.net/keys/llmtor-kek'), undefined);
   });
   it('rejects inconsistent files with a message naming the field', async () => {
     const f = await sealSigningKey(testKey(), base);

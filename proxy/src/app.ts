@@ -17,6 +17,8 @@ import { httpMetrics } from './metrics.js';
 export interface ReadinessCheck {
   name: string;
   check(): Promise<boolean>;
+  /** What is wrong, for the /readyz body (e.g. the keys that do not open); omitted when undefined. */
+  detail?(): unknown;
 }
 
 export interface AppOptions {
@@ -62,9 +64,14 @@ export function createApp(o: AppOptions): Koa {
       ...o.modules.map(async (m) => (results[m.role] = m.ready ? await withTimeout(m.ready(), 2000) : true)),
     ]);
     const ready = Object.values(results).every(Boolean);
+    const details: Record<string, unknown> = {};
+    for (const c of o.checks) {
+      const d = c.detail?.();
+      if (d !== undefined) details[c.name] = d;
+    }
     ctx.status = ready ? 200 : 503;
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { ready, checks: results };
+    ctx.body = Object.keys(details).length ? { ready, checks: results, details } : { ready, checks: results };
   });
 
   router.get('/metrics', async (ctx) => {

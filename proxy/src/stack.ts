@@ -118,7 +118,17 @@ export async function buildProxy(config: ProxyConfig, o: ProxyOverrides = {}): P
   const keys = new KeyManager(keySource, logger, { pollIntervalMs: config.keys.pollIntervalMs, now });
   await keys.start();
   closers.push(() => keys.close());
-  checks.push({ name: 'keys', check: async () => keys.loaded && keys.keyring().size > 0 });
+  checks.push({
+    name: 'keys',
+    // Not ready while a key that can still sign does not open (its key-encryption key is missing or another one).
+    check: async () => keys.loaded && keys.keyring().size > 0 && keys.unopenedSigningKeys().length === 0,
+    detail: () => {
+      const problems = keys.problems();
+      if (!problems.length) return undefined;
+      // Public facts only: key ids, purposes, file names and why (never key material).
+      return { unopenedKeys: problems.map((p) => ({ file: p.file, ...(p.key ? { keyId: p.key.keyId, purpose: p.key.purpose, ...(p.key.epoch ? { epoch: p.key.epoch } : {}), canSign: Date.parse(p.key.issuanceEnd) > now() } : {}), problem: p.message })) };
+    },
+  });
 
   const modules: RoleModule[] = [];
   let identityStore: IdentityStore | undefined;

@@ -33,7 +33,15 @@ export class DirectoryKeySource implements KeySource {
         if (!(await stat(path)).isFile()) continue;
         const file = parseSigningKeyFile(await readFile(path, 'utf8'));
         const entry = keyEntry(file);
-        if (this.opts.openPrivateKeys) privateKeys.set(file.keyId, await openSigningKeyFile(file, this.opts.unwrapper));
+        if (this.opts.openPrivateKeys) {
+          try {
+            privateKeys.set(file.keyId, await openSigningKeyFile(file, this.opts.unwrapper));
+          } catch (e) {
+            const key = { keyId: file.keyId, purpose: file.purpose, issuanceEnd: file.issuanceEnd, ...(file.epoch ? { epoch: file.epoch } : {}) };
+            problems.push({ file: name, message: e instanceof Error ? e.message : String(e), key });
+            continue;
+          }
+        }
         entries.push(entry);
       } catch (e) {
         problems.push({ file: name, message: e instanceof Error ? e.message : String(e) });

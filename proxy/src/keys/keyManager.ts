@@ -10,7 +10,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { Keyring } from '@llmtor/protocol';
 import type { Logger } from 'pino';
-import type { KeySource } from './keySource.js';
+import type { KeyFileProblem, KeySource } from './keySource.js';
 
 export type SigningKeysListener = (keys: Map<string, KeyObject>) => Promise<void>;
 
@@ -19,6 +19,7 @@ export class KeyManager {
   private fingerprint = '';
   private readonly listeners: SigningKeysListener[] = [];
   private lastPrivate = new Map<string, KeyObject>();
+  private lastProblems: KeyFileProblem[] = [];
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
@@ -35,6 +36,20 @@ export class KeyManager {
 
   keyring(): Keyring {
     return this.current;
+  }
+
+  /** Files of the last load that were skipped; `key` is set for keys whose private key did not open. */
+  problems(): readonly KeyFileProblem[] {
+    return this.lastProblems;
+  }
+
+  /**
+   * Keys that can still sign (issuance window not over) but whose private key did
+   * not open: an issuance pod with one of these is not ready (/readyz names them).
+   */
+  unopenedSigningKeys(): KeyFileProblem[] {
+    const now = this.opts.now();
+    return this.lastProblems.filter((p) => p.key !== undefined && now < Date.parse(p.key.issuanceEnd));
   }
 
   /** True once a load has succeeded (readiness). */
@@ -97,6 +112,7 @@ export class KeyManager {
       return;
     }
     for (const p of loaded.problems) this.logger.error({ file: p.file, problem: p.message }, 'key file skipped');
+    this.lastProblems = loaded.problems;
     const fp = loaded.entries
       .map((e) => `${JSON.stringify(e.meta)}:${loaded.privateKeys.has(e.meta.keyId) ? 1 : 0}`)
       .sort()

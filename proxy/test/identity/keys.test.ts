@@ -112,6 +112,32 @@ describe('identity: key directory', function () {
     unlinkSync(join(dir, `${entry.meta.keyId}.json`));
   });
 
+  it('/readyz is 503 and names a signing key whose key-encryption key is another one, and is ready again once it is gone', async () => {
+    await until('ready (the previous test removed its files)', async () => (await fetch(`${proxy.url}/readyz`)).status === 200);
+    const { entry, key } = await freshCreditKey();
+    const other = localKek(tempDir('llmtor-kek3-'), kek.name); // same name, another key: what a re-created KEK Secret looks like
+    const path = await writeKeyFile(dir, entry, key, other.kek);
+    type Body = { ready: boolean; checks: Record<string, boolean>; details?: { keys?: { unopenedKeys: { keyId?: string; purpose?: string; canSign?: boolean; problem: string }[] } } };
+    const body = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const r = await fetch(`${proxy.url}/readyz`);
+        const b = (await r.json()) as Body;
+        if (r.status === 503) return b;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      throw new Error('/readyz stayed 200 with a key that does not open');
+    })();
+    assert.equal(body.ready, false);
+    assert.equal(body.checks.keys, false);
+    const named = body.details?.keys?.unopenedKeys.find((k) => k.keyId === entry.meta.keyId);
+    assert.ok(named, JSON.stringify(body));
+    assert.equal(named.purpose, 'credit');
+    assert.equal(named.canSign, true);
+    assert.match(named.problem, new RegExp(other.kek.fingerprint));
+    unlinkSync(path);
+    await until('ready again', async () => (await fetch(`${proxy.url}/readyz`)).status === 200);
+  });
+
   it('a redemption-only loader reads public keys without opening (or being able to open) private keys', async () => {
     const source = new DirectoryKeySource(dir, { openPrivateKeys: false });
     const loaded = await source.load();
