@@ -59,6 +59,7 @@ describe('operator: signing keys outlive their TokenIssuer (real garbage collect
 
     await op!.stop();
     op = undefined;
+    const deletedAt = Date.now();
     const del = await env.kubectl(['delete', 'tokenissuer', 'main', '-n', ns, '--wait=true', '--timeout=60s']);
     assert.equal(del.code, 0, del.stderr);
     // The garbage collector works (it collects what is still owned)…
@@ -66,6 +67,7 @@ describe('operator: signing keys outlive their TokenIssuer (real garbage collect
       throw new Error(`${e.message}\n--- kube-controller-manager\n${await kcm!.logTail(30)}`);
     });
     await waitFor('directory ConfigMap collected', async () => (await cluster.configMapData(ns, 'main-directory')) === undefined, 30_000, 250);
+    console.log(`      garbage collector: owned objects gone ${((Date.now() - deletedAt) / 1000).toFixed(1)} s after kubectl delete`);
     // …and the keys are still there, unchanged, and so is the KEK.
     await new Promise((r) => setTimeout(r, 2_000));
     const kept = await cluster.keyFiles(ns, 'main-signing-keys');
