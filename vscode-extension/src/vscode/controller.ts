@@ -470,6 +470,8 @@ export class Controller implements vscode.Disposable {
         this.history.update(answer.id, { content: content || '(stopped)' });
       } else {
         this.history.update(answer.id, { content, error: errorText(e) });
+        // A refused challenge may be a tagging attempt: a warning too, not only a line in the chat.
+        if (e instanceof ChallengeRefusedError || e instanceof KeyConsistencyError) void vscode.window.showWarningMessage(`LLM-Tor: ${e.message}`);
       }
     } finally {
       this.streamingId = undefined;
