@@ -286,7 +286,9 @@ describe('malicious operator: the client defeats or refuses each linking trick',
     const ctl = new Controller(ctx as never, tor as never);
     op.seen.length = 0;
     await ctl.start();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Activation's own work (Tor, the model list) has finished once the models arrived; then a little longer.
+    for (let i = 0; i < 100 && !op.seen.some((s) => s.path === '/v1/models'); i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1000));
     assert.equal(op.seen.filter((s) => s.side === 'identity').length, 0, `no identity call at activation (saw ${JSON.stringify(op.seen.filter((s) => s.side === 'identity').map((s) => s.path))})`);
     assert.ok(op.seen.some((s) => s.side === 'anonymous' && s.path === '/v1/models'), 'the model list came over Tor');
     await ctl.refresh();

@@ -150,7 +150,8 @@ export class RefillScheduler {
         if (balance > 0 || counts.total > 0) await this.d.client.issueAbuse(step.abuse);
         const batch = Math.min(step.batch, balance);
         if (batch > 0) await this.d.client.refill({ batch, abuse: false, balance });
-        this.d.onStep?.({ ...step, batch, balance });
+        // The balance after this wake's issuance (same moment, same channel: nothing new to learn).
+        this.d.onStep?.({ ...step, batch, balance: batch > 0 ? (await this.d.client.account()).balance : balance });
       }
       return step;
     } catch (e) {

@@ -349,7 +349,7 @@ export class Controller implements vscode.Disposable {
           await this.client.refreshDirectory();
           const gap = this.policy().directoryGapMs;
           this.scheduler?.wakeRefillWithin(gap, gap);
-          void vscode.window.showInformationMessage(`LLM-Tor checked the issuer's keys over Tor. Tokens will be requested in ${Math.round(gap / 1000)}–${Math.round((2 * gap) / 1000)} seconds, not right away, so the two cannot be matched.`);
+          void vscode.window.showInformationMessage(`LLM-Tor checked the issuer's keys over Tor. Tokens will be requested in ${span(gap)}–${span(2 * gap)}, not right away, so the two cannot be matched.`);
           return;
         }
         await this.client.refill();
@@ -470,6 +470,8 @@ export class Controller implements vscode.Disposable {
         this.history.update(answer.id, { content: content || '(stopped)' });
       } else {
         this.history.update(answer.id, { content, error: errorText(e) });
+        // A refused challenge may be a tagging attempt: a warning too, not only a line in the chat.
+        if (e instanceof ChallengeRefusedError || e instanceof KeyConsistencyError) void vscode.window.showWarningMessage(`LLM-Tor: ${e.message}`);
       }
     } finally {
       this.streamingId = undefined;
@@ -644,6 +646,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     });
   });
+}
+
+function span(ms: number): string {
+  return ms >= 120_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
 }
 
 export function errorText(e: unknown): string {

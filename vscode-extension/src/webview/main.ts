@@ -135,7 +135,7 @@ function renderWaiting(s: UiState): void {
   const when = w.nextReadyAt ? ` The next token is ready in about ${Math.max(1, Math.round((w.nextReadyAt - Date.now()) / 1000))} s.` : '';
   const what =
     w.total < w.needed
-      ? `The wallet holds ${w.total} token(s); this request needs ${w.needed}. New tokens are not used right after they are issued (so the server cannot match your chat to your purchase of them).`
+      ? `The wallet holds ${w.total} token(s); this request needs ${w.needed}. Tokens are fetched at random times, never right before a chat (so the server cannot match your chat to their issuance): Wait and send waits for the next scheduled refill and for the tokens to age; Get tokens fetches now.`
       : `${w.ready} of ${w.needed} needed tokens are old enough to use; the rest are still ageing so this chat cannot be matched to their issuance.${when}`;
   waitingBox.replaceChildren(
     el('span', {}, what),
