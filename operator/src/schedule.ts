@@ -19,7 +19,7 @@
  * - Emergency rotation (`rotate=compromised`): credit and permanent keys and the
  *   current epoch's transient key are replaced by keys that sign at once; the
  *   old ones stop signing now and, with `revokeRedemption`, stop verifying now.
- * - At most MAX_PUBLISHED_KEYS_PER_PURPOSE keys per purpose: a rotation request
+ * - At most MAX_KEYS_PER_PURPOSE keys per purpose: a rotation request
  *   that would exceed it (an ordinary one already at that bound minus two) is refused.
  * - Transient keys: one per calendar month (UTC), notBefore = first instant of
  *   the month, issuance ends at the month's end, redemption `grace` later; next
@@ -28,7 +28,7 @@
  * - Envelope files wrapped under another key-encryption key than the current
  *   one (Key Vault key got a new version, or protection changed) are re-wrapped.
  */
-import { MAX_PUBLISHED_KEYS_PER_PURPOSE, epochBounds, epochOf, type KekRef, type KeyMetadata, type KeyPurpose } from '@llmtor/protocol';
+import { MAX_KEYS_PER_PURPOSE, epochBounds, epochOf, type KekRef, type KeyMetadata, type KeyPurpose } from '@llmtor/protocol';
 import type { IssuerPolicy } from './spec.js';
 
 export interface ObservedKey {
@@ -186,11 +186,11 @@ export function plan(input: PlanInput): Plan {
   if (forced) {
     // The bound is checked for every purpose first: a request is carried out whole or not at all.
     const purposes: KeyPurpose[] = forced.emergency ? ['credit', ...(policy.permanent.policy === 'Rolling' ? (['permanent'] as const) : [])] : ['credit'];
-    const limit = forced.emergency ? MAX_PUBLISHED_KEYS_PER_PURPOSE : MAX_PUBLISHED_KEYS_PER_PURPOSE - 2;
+    const limit = forced.emergency ? MAX_KEYS_PER_PURPOSE : MAX_KEYS_PER_PURPOSE - 2;
     for (const purpose of purposes) {
       const keep = live.filter((s) => s.purpose === purpose && s.notBefore <= now && !forced!.revokeRedemption).length;
       if (keep + 1 > limit) {
-        out.refusedRotateRequest = `rotation request ${JSON.stringify(input.rotateRequest)} refused: ${keep} ${purpose} keys are still published and one more would exceed ${limit} (at most ${MAX_PUBLISHED_KEYS_PER_PURPOSE} per purpose, docs/operator.md)${forced.emergency ? '; add llmtor.dev/revoke-redemption=true to stop the old keys at once' : '; retry once older keys have expired, or use rotate=compromised'}`;
+        out.refusedRotateRequest = `rotation request ${JSON.stringify(input.rotateRequest)} refused: ${keep} ${purpose} keys are still published and one more would exceed ${limit} (at most ${MAX_KEYS_PER_PURPOSE} per purpose, docs/operator.md)${forced.emergency ? '; add llmtor.dev/revoke-redemption=true to stop the old keys at once' : '; retry once older keys have expired, or use rotate=compromised'}`;
         forced = undefined;
         break;
       }

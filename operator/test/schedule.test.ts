@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { epochOf, type KeyMetadata } from '@llmtor/protocol';
-import { MAX_PUBLISHED_KEYS_PER_PURPOSE } from '@llmtor/protocol';
+import { MAX_KEYS_PER_PURPOSE } from '@llmtor/protocol';
 import { issuerPolicy, parseDuration, parseRotateRequest, plan, takenTruncatedIds, type IssuerSpecInput, type ObservedKey, type Plan } from '../src/index.js';
 
 const H = 3_600_000;
@@ -229,7 +229,7 @@ describe('plan(): the pure key schedule', () => {
     assert.ok(r.keys.every((k) => !keys.some((o) => o.meta.keyId === k.meta.keyId)));
   });
 
-  it(`never more than ${MAX_PUBLISHED_KEYS_PER_PURPOSE} keys of a purpose: rotation requests beyond the bound are refused`, () => {
+  it(`never more than ${MAX_KEYS_PER_PURPOSE} keys of a purpose: rotation requests beyond the bound are refused`, () => {
     const seq = { n: 1 };
     let now = at('2026-03-10T12:00:00Z');
     let keys = apply([], plan({ policy, keys: [], now }), seq);
@@ -242,14 +242,14 @@ describe('plan(): the pure key schedule', () => {
       keys = r.keys;
       handled = r.handled;
       refused = r.p.refusedRotateRequest;
-      assert.ok(published(keys, 'credit') <= MAX_PUBLISHED_KEYS_PER_PURPOSE - 2 + 1);
+      assert.ok(published(keys, 'credit') <= MAX_KEYS_PER_PURPOSE - 2 + 1);
     }
     assert.match(refused!, /refused: \d+ credit keys are still published/);
     // An emergency rotation still goes through (one slot more), up to the bound.
     now += 1000;
     const e = rotate(keys, now, 'compromised', seq, handled);
     assert.equal(e.p.refusedRotateRequest, undefined);
-    assert.ok(published(e.keys, 'credit') <= MAX_PUBLISHED_KEYS_PER_PURPOSE);
+    assert.ok(published(e.keys, 'credit') <= MAX_KEYS_PER_PURPOSE);
   });
 
   it('paused: nothing generated, removed or re-wrapped', () => {

@@ -11,34 +11,27 @@
  */
 import { fromBase64Url } from './bytes.js';
 
-/**
- * The most keys of one purpose (credit, permanent, transient) an issuer lists in its
- * directory at any time. The operator keeps its schedule within 5 (a CRD rule on the
- * TokenIssuer's durations), refuses an ordinary rotation request that would bring a
- * purpose above MAX - 2 and an emergency one above MAX. A client may treat a directory
- * listing more keys of one purpose as an attempt to partition users by key.
- */
-export const MAX_PUBLISHED_KEYS_PER_PURPOSE = 8;
 import { TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { isIssuerName } from './challenge.js';
 import { ProtocolError } from './errors.js';
 import { isEpoch, isKeyPurpose, type KeyPurpose } from './keyPurpose.js';
 
 /**
- * The most keys a directory may list per purpose (docs/protocol.md "Key consistency").
- * Each key is a set users can be sorted into, so a client refuses a directory with more.
- * The operator's default policy lists at most 3 credit keys at once (the previous one in its
- * redemption grace, the current one, its successor published ahead) and 2 permanent and 2
- * transient keys (old and new around a turn); one more per purpose covers a forced rotation.
+ * The most keys of one purpose (credit, permanent, transient) a directory lists at once —
+ * one bound for the issuer and its clients (docs/protocol.md "Key bound"). Each key is a
+ * set users could be sorted into. The operator's schedule stays within 5 (CRD rules bound
+ * the windows against the rotation period), refuses an ordinary rotation request that would
+ * bring a purpose above MAX - 2 and an emergency one above MAX; the extension refuses a
+ * directory above it. Issuance is narrower still: a client uses only THE current key.
  */
-export const MAX_KEYS_PER_PURPOSE: Readonly<Record<KeyPurpose, number>> = { credit: 4, permanent: 3, transient: 3 };
+export const MAX_KEYS_PER_PURPOSE = 8;
 
 /** Why a directory breaks the per-purpose bound, or undefined. Keys without a purpose count as credit keys. */
 export function directoryBoundViolation(dir: IssuerDirectory): string | undefined {
   const counts: Record<KeyPurpose, number> = { credit: 0, permanent: 0, transient: 0 };
   for (const k of dir['token-keys']) counts[k.purpose ?? 'credit']++;
   for (const p of Object.keys(counts) as KeyPurpose[]) {
-    if (counts[p] > MAX_KEYS_PER_PURPOSE[p]) return `the directory lists ${counts[p]} ${p} keys; at most ${MAX_KEYS_PER_PURPOSE[p]} are allowed`;
+    if (counts[p] > MAX_KEYS_PER_PURPOSE) return `the directory lists ${counts[p]} ${p} keys; at most ${MAX_KEYS_PER_PURPOSE} are allowed`;
   }
   return undefined;
 }

@@ -31,10 +31,10 @@ describe('directory issuer-name and key bound', () => {
   });
   it('allows MAX_KEYS_PER_PURPOSE keys per purpose and not one more', () => {
     for (const p of ['credit', 'permanent', 'transient'] as const) {
-      const dir: IssuerDirectory = { 'issuer-request-uri': '/t', 'token-keys': Array.from({ length: MAX_KEYS_PER_PURPOSE[p] }, () => key(p)) };
+      const dir: IssuerDirectory = { 'issuer-request-uri': '/t', 'token-keys': Array.from({ length: MAX_KEYS_PER_PURPOSE }, () => key(p)) };
       assert.equal(directoryBoundViolation(dir), undefined);
       dir['token-keys'].push(key(p));
-      assert.match(directoryBoundViolation(dir)!, new RegExp(`${MAX_KEYS_PER_PURPOSE[p] + 1} ${p} keys`));
+      assert.match(directoryBoundViolation(dir)!, new RegExp(`${MAX_KEYS_PER_PURPOSE + 1} ${p} keys`));
     }
   });
 });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { challengeDigest, decodeToken, encodeTokenChallenge, formatWwwAuthenticate, fromBase64Url, pinnedChallenge, tokenKeyId, type DirectoryKey } from '@llmtor/protocol';
+import { challengeDigest, decodeToken, encodeTokenChallenge, formatWwwAuthenticate, fromBase64Url, MAX_KEYS_PER_PURPOSE, pinnedChallenge, tokenKeyId, type DirectoryKey } from '@llmtor/protocol';
 import type * as LocalStackModule from '@llmtor/proxy/localStack';
 import type { LocalStack } from '@llmtor/proxy/localStack';
 import type * as ControllerModule from '../src/vscode/controller.js';
@@ -154,9 +154,9 @@ describe('malicious operator: the client defeats or refuses each linking trick',
     const c = await funded(10);
     op.hooks.anonymousDirectory = (real) => ({
       ...real,
-      'token-keys': [...real['token-keys'], ...[3, 5, 7, 11].map((e, i) => ({ ...currentCredit, 'token-key': variantKey(currentCredit['token-key'], e), 'not-before': (currentCredit['not-before'] ?? 0) - (i + 1) * 60 }))],
+      'token-keys': [...real['token-keys'], ...Array.from({ length: MAX_KEYS_PER_PURPOSE }, (_, i) => 3 + 2 * i).map((e, i) => ({ ...currentCredit, 'token-key': variantKey(currentCredit['token-key'], e), 'not-before': (currentCredit['not-before'] ?? 0) - (i + 1) * 60 }))],
     });
-    await assert.rejects(c.refreshDirectory(), /lists 5 credit keys; at most 4/);
+    await assert.rejects(c.refreshDirectory(), new RegExp(`lists ${MAX_KEYS_PER_PURPOSE + 1} credit keys; at most ${MAX_KEYS_PER_PURPOSE}`));
     await assert.rejects(c.refill(), KeyConsistencyError);
     assert.equal(issuances().length, 0);
   });
