@@ -201,9 +201,17 @@ function httpsGet(url: string, ca: string, token: string): Promise<{ status: num
   });
 }
 
-async function waitUntil(what: string, deadline: number, check: () => Promise<boolean>, why: () => Promise<string>): Promise<void> {
+async function waitUntil(
+  what: string,
+  deadline: number,
+  check: () => Promise<boolean>,
+  why: () => Promise<string>,
+  dead: () => string[] = () => [],
+): Promise<void> {
   let last = '';
   while (Date.now() < deadline) {
+    const gone = dead();
+    if (gone.length) throw new Error(`${what}: ${gone.join(', ')} exited\n${await why()}`);
     try {
       if (await check()) return;
     } catch (e) {
@@ -269,7 +277,7 @@ function spawnDetached(dir: string, name: string, cmd: string, args: string[], n
       detached: true,
       stdio: ['ignore', fd, fd],
       // Never pull or send anything through a proxy; the namespace has no route out anyway.
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: join(dir, 'home'), NO_PROXY: '*' },
+      env: { PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`, HOME: join(dir, 'home'), NO_PROXY: '*' },
     };
     const child = spawn(c, a, opts);
     child.unref();
@@ -305,14 +313,14 @@ async function killAll(procs: ProcRecord[], graceMs: number): Promise<void> {
   while (live.some(alive) && Date.now() < hard) await sleep(50);
 }
 
-/** Every pid whose command line names `needle` (our containerd socket: the shims). */
-function pidsWithArg(needle: string): ProcRecord[] {
+/** Every pid with an argument naming a path under `dir` (components, shims by our containerd socket, relays). */
+function pidsReferencing(dir: string): ProcRecord[] {
   const out: ProcRecord[] = [];
   for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const cmdline = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmdline.split('\0').includes(needle)) {
+      if (cmdline.split('\0').some((a) => a.includes(`${dir}/`))) {
         const start = procStart(Number(e));
         if (start) out.push({ name: 'shim', pid: Number(e), start });
       }
@@ -446,14 +454,14 @@ export async function stopKubeNode(opts: { dir?: string; kubeVersion?: string; l
   await killAll(procs.filter((p) => p.name === 'kubelet'), 10_000);
   if (containerd && alive(containerd) && existsSync(crictl)) {
     log('removing pods');
-    await run(crictl, ['--runtime-endpoint', `unix://${sock}`, '--timeout', '20s', 'rmp', '-fa'], { timeoutMs: 40_000 });
+    await run(crictl, ['--runtime-endpoint', `unix://${sock}`, '--timeout', '20s', 'rmp', '--force', '--all'], { timeoutMs: 40_000 });
   }
   log('stopping processes');
   await killAll(procs.filter((p) => p.name !== 'containerd'), 10_000);
-  await killAll([...pidsWithArg(sock), ...cgroupPids()], 5_000);
+  await killAll([...pidsReferencing(join(dir, 'containerd')).filter((p) => p.pid !== containerd?.pid), ...cgroupPids()], 5_000);
   if (containerd) await killAll([containerd], 10_000);
-  // A shim or container that outlived containerd (or a run with no state file).
-  await killAll([...pidsWithArg(sock), ...cgroupPids()], 5_000);
+  // Anything that outlived containerd or was not recorded (a run that crashed before saving its state).
+  await killAll([...pidsReferencing(dir), ...cgroupPids()], 5_000);
 
   for (const a of state?.attached ?? []) {
     await run('ip', ['-n', a.netns, 'link', 'del', a.ifName], { timeoutMs: 10_000 });
@@ -537,7 +545,9 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
     state.procs.push(spawnDetached(dir, name, cmd, args, netns));
     await saveState(dir, state);
   };
-  const why = async (...names: string[]) => {
+  const deadProcs = () => state.procs.filter((p) => !alive(p)).map((p) => p.name);
+  const why = async (...named: string[]) => {
+    const names = [...new Set([...named, ...deadProcs()])];
     const parts = await Promise.all(names.map(async (n) => `--- ${n}.log\n${await tail(join(dir, 'logs', `${n}.log`))}`));
     const dead = state.procs.filter((p) => !alive(p)).map((p) => p.name);
     return (dead.length ? `exited: ${dead.join(', ')}\n` : '') + parts.join('\n');
@@ -655,6 +665,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
       async () => (await httpsGet(`${server}/readyz`, caPem, admin)).status === 200 &&
         (await httpsGet(`${server}/api/v1/namespaces/default`, caPem, admin)).status === 200,
       () => why('kube-apiserver', 'etcd', 'api-relay-ns', 'api-relay-host'),
+      deadProcs,
     );
     const apiServerReadyMs = Date.now() - t0;
     const kubeconfigPath = join(dir, 'kubeconfig');
@@ -674,7 +685,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
     const pauseName = (await readFile(join(imagesDir(kubeVersion), 'pause.name'), 'utf8')).trim();
     await writeFile(join(dir, 'config', 'containerd.toml'), containerdConfig(dir, sock, pauseName));
     await start('containerd', 'containerd', ['--config', join(dir, 'config', 'containerd.toml')]);
-    await waitUntil('containerd', deadline, async () => (await run('ctr', ['--address', sock, 'version'], { timeoutMs: 5000 })).code === 0, () => why('containerd'));
+    await waitUntil('containerd', deadline, async () => (await run('ctr', ['--address', sock, 'version'], { timeoutMs: 5000 })).code === 0, () => why('containerd'), deadProcs);
     const ctr = (...a: string[]) => run('ctr', ['--address', sock, '-n', 'k8s.io', ...a], { timeoutMs: 120_000 });
     const imp = await ctr('images', 'import', join(imagesDir(kubeVersion), 'pause.tar'));
     if (imp.code !== 0) throw new Error(`importing the pause image: ${imp.stderr}`);
@@ -730,12 +741,17 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
       },
       () => why('kubelet', 'containerd'),
+      deadProcs,
     );
     const nodeReadyMs = Date.now() - t0;
-    const nsGet = async (url: string) => (await inNs(['busybox', 'wget', '-q', '-T', '2', '-O', '-', url], { timeoutMs: 5000 })).code === 0;
-    await waitUntil('kube-proxy', deadline, () => nsGet('http://127.0.0.1:10256/healthz'), () => why('kube-proxy'));
-    await waitUntil('coredns', deadline, () => nsGet('http://127.0.0.1:8181/ready'), () => why('coredns'));
-    await waitUntil('service account "default"', deadline, async () => (await core('/api/v1/namespaces/default/serviceaccounts/default')).status === 200, () => why('kube-controller-manager'));
+    // Plain HTTP/1.0 through socat inside the namespace (no HTTP client there of our own).
+    const nsGet = async (port: number, path: string) => {
+      const r = await inNs(['socat', '-T2', '-', `TCP:127.0.0.1:${port}`], { input: `GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`, timeoutMs: 5000 });
+      return /^HTTP\/1\.[01] 200 /.test(r.stdout);
+    };
+    await waitUntil('kube-proxy', deadline, () => nsGet(10256, '/healthz'), () => why('kube-proxy'), deadProcs);
+    await waitUntil('coredns', deadline, () => nsGet(8181, '/ready'), () => why('coredns'), deadProcs);
+    await waitUntil('service account "default"', deadline, async () => (await core('/api/v1/namespaces/default/serviceaccounts/default')).status === 200, () => why('kube-controller-manager'), deadProcs);
     const dead = state.procs.filter((p) => !alive(p));
     if (dead.length) throw new Error(`exited during start: ${dead.map((p) => p.name).join(', ')}\n${await why(...dead.map((p) => p.name))}`);
 
@@ -845,6 +861,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   enable_selinux = false
   # pod network namespaces under the state dir, so down finds and unmounts them
   netns_mounts_under_state_dir = true
+  # This VM drops CAP_SYS_RESOURCE from every bounding set, so no process may lower its
+  # oom_score_adj below its parent's; clamp the kubelet's negative scores (pause -998,
+  # Guaranteed pods -997) to containerd's own instead of failing every sandbox.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

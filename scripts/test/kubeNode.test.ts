@@ -122,12 +122,21 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     const clusterIP = (await node!.kubectl(['get', 'svc', 'web', '-o', 'jsonpath={.spec.clusterIP}'])).stdout.trim();
     assert.match(clusterIP, /^10\.213\.1\./);
 
-    // Another pod resolves the name and fetches 20 times through the ClusterIP.
-    const script = 'nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -T 3 -O - http://web/ || echo FAILED; i=$((i+1)); done';
-    const run = await node!.kubectl([
-      'run', 'client', `--image=${busybox.name}`, '--image-pull-policy=Never', '--restart=Never',
-      '--command', '--', '/bin/busybox', 'sh', '-c', script,
-    ]);
+    // Another pod resolves the name and fetches 20 times through the ClusterIP. (No `wget -T`:
+    // Debian's static busybox 1.35 crashes on it; the pod's activeDeadlineSeconds bounds it.)
+    const script = 'nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -O - http://web/ || echo FAILED; i=$((i+1)); done';
+    const run = await node!.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'client' },
+        spec: {
+          restartPolicy: 'Never',
+          activeDeadlineSeconds: 60,
+          containers: [{ name: 'client', image: busybox.name, imagePullPolicy: 'Never', command: ['/bin/busybox', 'sh', '-c', script] }],
+        },
+      }),
+    });
     assert.equal(run.code, 0, run.stderr);
     const phase = await until('client pod to finish', 90_000, async () => {
       const p = (await node!.kubectl(['get', 'pod', 'client', '-o', 'jsonpath={.status.phase}'])).stdout.trim();
