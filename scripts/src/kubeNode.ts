@@ -170,10 +170,12 @@ function inNs(cmd: string[], opts: { input?: string; timeoutMs?: number } = {}):
   return run('nsenter', [...NSENTER, ...cmd], opts);
 }
 
+/** Start time of a live process (undefined when gone or a zombie waiting for its reaper). */
 function procStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' || f[0] === 'X' ? undefined : f[19];
   } catch {
     return undefined;
   }
@@ -291,7 +293,7 @@ function spawnDetached(dir: string, name: string, cmd: string, args: string[], n
   }
 }
 
-async function killAll(procs: ProcRecord[], graceMs: number): Promise<void> {
+async function killAll(procs: ProcRecord[], graceMs: number, log: (l: string) => void = () => undefined): Promise<void> {
   const live = procs.filter(alive);
   for (const p of live) {
     try {
@@ -302,7 +304,9 @@ async function killAll(procs: ProcRecord[], graceMs: number): Promise<void> {
   }
   const deadline = Date.now() + graceMs;
   while (live.some(alive) && Date.now() < deadline) await sleep(100);
-  for (const p of live.filter(alive)) {
+  const stubborn = live.filter(alive);
+  if (stubborn.length) log(`SIGKILL after ${graceMs} ms: ${stubborn.map((p) => p.name).join(', ')}`);
+  for (const p of stubborn) {
     try {
       process.kill(p.pid, 'SIGKILL');
     } catch {
@@ -429,6 +433,15 @@ async function saveState(dir: string, s: NodeState): Promise<void> {
   await rename(join(dir, 'state.json.tmp'), join(dir, 'state.json'));
 }
 
+/** True when a socket of this network namespace listens on 127.0.0.1:port (from /proc/net/tcp). */
+function listensOnLoopback(port: number): boolean {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[1] === want && f[3] === '0A';
+  });
+}
+
 function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
 }
@@ -444,24 +457,26 @@ function netnsExists(name: string): boolean {
  */
 export async function stopKubeNode(opts: { dir?: string; kubeVersion?: string; log?: (l: string) => void } = {}): Promise<void> {
   const dir = opts.dir ?? kubeNodeDir();
-  const log = opts.log ?? (() => undefined);
+  const t0 = Date.now();
+  const log = opts.log ? (l: string) => opts.log!(`${l} (+${((Date.now() - t0) / 1000).toFixed(1)} s)`) : () => undefined;
   const state = await loadState(dir);
   const sock = join(dir, 'containerd', 'containerd.sock');
   const crictl = join(kubeBinDir(opts.kubeVersion ?? process.env.LLMTOR_KUBE_VERSION ?? 'v1.33.13'), 'crictl');
   const procs = state?.procs ?? [];
   const containerd = procs.find((p) => p.name === 'containerd');
   // Kubelet first, so it does not restart what we remove.
-  await killAll(procs.filter((p) => p.name === 'kubelet'), 10_000);
+  await killAll(procs.filter((p) => p.name === 'kubelet'), 10_000, log);
   if (containerd && alive(containerd) && existsSync(crictl)) {
     log('removing pods');
     await run(crictl, ['--runtime-endpoint', `unix://${sock}`, '--timeout', '20s', 'rmp', '--force', '--all'], { timeoutMs: 40_000 });
   }
   log('stopping processes');
-  await killAll(procs.filter((p) => p.name !== 'containerd'), 10_000);
-  await killAll([...pidsReferencing(join(dir, 'containerd')).filter((p) => p.pid !== containerd?.pid), ...cgroupPids()], 5_000);
-  if (containerd) await killAll([containerd], 10_000);
+  // Throw-away state: no need to wait long for graceful shutdowns (the API server drains watches).
+  await killAll(procs.filter((p) => p.name !== 'containerd'), 3_000, log);
+  await killAll([...pidsReferencing(join(dir, 'containerd')).filter((p) => p.pid !== containerd?.pid), ...cgroupPids()], 5_000, log);
+  if (containerd) await killAll([containerd], 10_000, log);
   // Anything that outlived containerd or was not recorded (a run that crashed before saving its state).
-  await killAll([...pidsReferencing(dir), ...cgroupPids()], 5_000);
+  await killAll([...pidsReferencing(dir), ...cgroupPids()], 5_000, log);
 
   for (const a of state?.attached ?? []) {
     await run('ip', ['-n', a.netns, 'link', 'del', a.ifName], { timeoutMs: 10_000 });
@@ -779,7 +794,9 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         const hostSide = spawnDetached(dir, `expose-${id}-host`, 'socat', [`TCP-LISTEN:${hp},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${s}`], false);
         state.procs.push(nsSide, hostSide);
         await saveState(dir, state);
-        for (let i = 0; i < 50 && !existsSync(s); i++) await sleep(20);
+        // Ready when the namespace side made its socket and the host side listens (no probe connection).
+        for (let i = 0; i < 250 && !(existsSync(s) && listensOnLoopback(hp)); i++) await sleep(20);
+        if (!listensOnLoopback(hp)) throw new Error(`relay to ${host}:${port} did not start`);
         return {
           port: hp,
           close: async () => {
