@@ -17,7 +17,7 @@
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -79,6 +79,12 @@ export interface KubeNodeOptions {
   kubectlPath?: string;
   /** time allowed for the node to become ready; default 150 s */
   readyTimeoutMs?: number;
+  /**
+   * How long to wait while another live process owns the node (one node per machine;
+   * parallel test runs take turns); default 20 min. A node whose owner exited (a crashed
+   * test, or `node.sh up`, whose command returns) is taken over at once.
+   */
+  waitForOtherMs?: number;
   /** progress lines (e.g. console.error) */
   log?: (line: string) => void;
 }
@@ -104,8 +110,13 @@ export interface KubeNode {
   kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
   /** run a command inside the node's network namespace (same mounts and pid namespace as the host) */
   exec(cmd: string[], opts?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
-  /** `ctr -n k8s.io images import <archive>` (an OCI or docker archive); returns the image names imported */
-  importImage(archivePath: string): Promise<string[]>;
+  /**
+   * `ctr -n k8s.io images import <archive>` (an OCI or docker archive); returns the image
+   * names imported. An OCI index entry is named by its `io.containerd.image.name`
+   * annotation; for one with only `org.opencontainers.image.ref.name` (a tag), pass
+   * `baseName` (e.g. 'ghcr.io/llmtor/llmtor-proxy' -> 'ghcr.io/llmtor/llmtor-proxy:<tag>').
+   */
+  importImage(archivePath: string, opts?: { baseName?: string }): Promise<string[]>;
   /** relay 127.0.0.1:<port> on the host to host:port inside the namespace (a pod IP or ClusterIP) */
   exposeToHost(host: string, port: number): Promise<{ port: number; close(): Promise<void> }>;
   /**
@@ -412,6 +423,50 @@ async function unmountAll(prefix: string): Promise<void> {
   }
 }
 
+/**
+ * `<dir>.lock` holds "<pid> <start time>" of the process that owns the node. Created with
+ * O_EXCL, so two callers never both win; a lock whose process is gone is stale.
+ */
+async function takeOwnership(dir: string, waitMs: number, log: (l: string) => void): Promise<void> {
+  const lock = `${dir}.lock`;
+  const me = `${process.pid} ${procStart(process.pid) ?? '?'}`;
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      writeFileSync(lock, me, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(lock, 'utf8').trim();
+    } catch {
+      continue; // released meanwhile
+    }
+    const [pid, start] = holder.split(' ');
+    if (holder === me) return;
+    if (!pid || !start || procStart(Number(pid)) !== start) {
+      await rm(lock, { force: true }); // stale: its owner is gone
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`the kube node in ${dir} is in use by pid ${pid} (lock ${lock}); waited ${waitMs} ms`);
+    if (!told) log(`waiting for pid ${pid}, which is using the node`);
+    told = true;
+    await sleep(2000);
+  }
+}
+
+function releaseOwnership(dir: string): void {
+  const lock = `${dir}.lock`;
+  try {
+    if (readFileSync(lock, 'utf8').trim().split(' ')[0] === String(process.pid)) rmSync(lock, { force: true });
+  } catch {
+    /* not ours or gone */
+  }
+}
+
 async function readSysctl(k: string): Promise<string | undefined> {
   try {
     return (await readFile(`/proc/sys/${k}`, 'utf8')).trim();
@@ -545,6 +600,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
   const binDir = await ensureNodeBinaries(kubeVersion, opts.build ?? process.env.LLMTOR_KUBE_NO_BUILD !== '1');
   const bin = (b: string) => join(binDir, b);
 
+  await takeOwnership(dir, opts.waitForOtherMs ?? 20 * 60_000, log);
   await stopKubeNode({ dir, kubeVersion, log }); // leftovers of a crashed run
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 150_000);
   for (const d of ['logs', 'pki', 'etcd', 'home', 'kubelet', 'pod-logs', 'containerd/root', 'containerd/state', 'cni/net.d', 'config']) {
@@ -781,8 +837,8 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
       timings: { apiServerReadyMs, nodeReadyMs, totalMs: Date.now() - t0 },
       kubectl,
       exec: (cmd, o) => inNs(cmd, o),
-      async importImage(archivePath) {
-        const r = await ctr('images', 'import', archivePath);
+      async importImage(archivePath, iopts = {}) {
+        const r = await ctr('images', 'import', ...(iopts.baseName ? ['--base-name', iopts.baseName] : []), archivePath);
         if (r.code !== 0) throw new Error(`ctr images import ${archivePath}: ${r.stderr.trim()}`);
         return [...r.stdout.matchAll(/^unpacking (\S+) \(/gm)].map((m) => m[1]!);
       },
@@ -824,7 +880,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         return ip;
       },
       stop() {
-        stopped ??= stopKubeNode({ dir, kubeVersion, log });
+        stopped ??= stopKubeNode({ dir, kubeVersion, log }).finally(() => releaseOwnership(dir));
         return stopped;
       },
     };
@@ -836,6 +892,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
     return node;
   } catch (err) {
     if (process.env.LLMTOR_NODE_KEEP_ON_FAILURE !== '1') await stopKubeNode({ dir, kubeVersion, log });
+    releaseOwnership(dir);
     throw err;
   }
 }

@@ -181,10 +181,28 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     assert.equal(phase, 'Succeeded', logs.stdout);
     assert.ok(logs.stdout.includes(clusterIP), `nslookup answered the ClusterIP ${clusterIP}:\n${logs.stdout}`);
     assert.ok(!logs.stdout.includes('FAILED'), logs.stdout);
+    assert.ok(logs.stdout.includes('API-REACHABLE'), `the API server answers pods at kubernetes.default.svc:443:\n${logs.stdout}`);
     assert.ok(logs.stdout.includes('hello-from-peer'), `a pod reached the attached namespace at ${peerIp}:\n${logs.stdout}`);
     const servedBy = new Set([...logs.stdout.matchAll(/^served-by (\S+)$/gm)].map((m) => m[1]));
     assert.equal([...logs.stdout.matchAll(/^served-by /gm)].length, 20, logs.stdout);
     assert.deepEqual([...servedBy].sort(), pods.items.map((p) => p.metadata.name).sort(), 'both replicas answered through the ClusterIP');
+  });
+
+  it('gives pods a ServiceAccount token the API server accepts (token signing, root CA publisher, exec through the kubelet)', async function () {
+    this.timeout(60_000);
+    const cm = await node!.kubectl(['get', 'configmap', 'kube-root-ca.crt', '-o', 'jsonpath={.data.ca\\.crt}']);
+    assert.equal(cm.code, 0, cm.stderr);
+    assert.equal(cm.stdout.trim(), node!.caPem.trim());
+    const pod = (await node!.kubectl(['get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].metadata.name}'])).stdout.trim();
+    const tok = await node!.kubectl(['exec', pod, '--', '/bin/busybox', 'cat', '/var/run/secrets/kubernetes.io/serviceaccount/token']);
+    assert.equal(tok.code, 0, tok.stderr);
+    const review = await node!.kubectl(['create', '-o', 'json', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: tok.stdout.trim() } }),
+    });
+    assert.equal(review.code, 0, review.stderr);
+    const status = (JSON.parse(review.stdout) as { status: { authenticated?: boolean; user?: { username: string } } }).status;
+    assert.equal(status.authenticated, true);
+    assert.equal(status.user?.username, 'system:serviceaccount:default:default');
   });
 
   it('garbage-collects a ConfigMap whose owner is deleted (kube-controller-manager)', async function () {
