@@ -158,7 +158,7 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
 
     // Another pod resolves the name and fetches 20 times through the ClusterIP. (No `wget -T`:
     // Debian's static busybox 1.35 crashes on it; the pod's activeDeadlineSeconds bounds it.)
-    const script = `nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -O - http://web/ || echo FAILED; i=$((i+1)); done; wget -q -O - http://${peerIp}:8081/ || echo FAILED`;
+    const script = `nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -O - http://web/ || echo FAILED; i=$((i+1)); done; wget -q -O - http://${peerIp}:8081/ || echo FAILED; nc -w 2 kubernetes.default.svc 443 </dev/null && echo API-REACHABLE`;
     const run = await node!.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'v1',
