@@ -120,6 +120,11 @@ export interface KubeNode {
   /** relay 127.0.0.1:<port> on the host to host:port inside the namespace (a pod IP or ClusterIP) */
   exposeToHost(host: string, port: number): Promise<{ port: number; close(): Promise<void> }>;
   /**
+   * Relay `NODE_IP:nsPort` (default nsPort = hostPort), which pods reach, to host
+   * 127.0.0.1:hostPort: for a stand-in running in the test process (an upstream API, Redis).
+   */
+  exposeToPods(hostPort: number, nsPort?: number): Promise<{ host: string; port: number; close(): Promise<void> }>;
+  /**
    * Put a veth into `netns` (a namespace the caller created) attached to the pod bridge,
    * with an address from 10.213.0.200-250 and routes to the pod and service networks;
    * from there pods and ClusterIPs are reachable, and pods reach that address. Returns it.
@@ -488,13 +493,25 @@ async function saveState(dir: string, s: NodeState): Promise<void> {
   await rename(join(dir, 'state.json.tmp'), join(dir, 'state.json'));
 }
 
-/** True when a socket of this network namespace listens on 127.0.0.1:port (from /proc/net/tcp). */
+/**
+ * True when a socket listens on ip:port in the network namespace of `pid` (default: ours),
+ * read from /proc/<pid>/net/tcp: no probe connection.
+ */
+function listensOn(ip: string, port: number, pid: number | 'self' = 'self'): boolean {
+  const hexIp = ip.split('.').map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0')).reverse().join('');
+  const want = `${hexIp}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  try {
+    return readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1] === want && f[3] === '0A';
+    });
+  } catch {
+    return false;
+  }
+}
+
 function listensOnLoopback(port: number): boolean {
-  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => {
-    const f = l.trim().split(/\s+/);
-    return f[1] === want && f[3] === '0A';
-  });
+  return listensOn('127.0.0.1', port);
 }
 
 function netnsExists(name: string): boolean {
@@ -855,6 +872,24 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         if (!listensOnLoopback(hp)) throw new Error(`relay to ${host}:${port} did not start`);
         return {
           port: hp,
+          close: async () => {
+            await killAll([nsSide, hostSide], 3000);
+            await rm(s, { force: true });
+          },
+        };
+      },
+      async exposeToPods(hostPort, nsPort = hostPort) {
+        const id = randomBytes(4).toString('hex');
+        const s = join(dir, `topods-${id}.sock`);
+        const hostSide = spawnDetached(dir, `topods-${id}-host`, 'socat', [`UNIX-LISTEN:${s},fork,mode=600`, `TCP:127.0.0.1:${hostPort}`], false);
+        const nsSide = spawnDetached(dir, `topods-${id}-ns`, 'socat', [`TCP-LISTEN:${nsPort},bind=${NODE_IP},reuseaddr,fork`, `UNIX-CONNECT:${s}`], true);
+        state.procs.push(nsSide, hostSide);
+        await saveState(dir, state);
+        for (let i = 0; i < 250 && !(existsSync(s) && listensOn(NODE_IP, nsPort, nsSide.pid)); i++) await sleep(20);
+        if (!listensOn(NODE_IP, nsPort, nsSide.pid)) throw new Error(`relay from ${NODE_IP}:${nsPort} to host port ${hostPort} did not start`);
+        return {
+          host: NODE_IP,
+          port: nsPort,
           close: async () => {
             await killAll([nsSide, hostSide], 3000);
             await rm(s, { force: true });

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
+import { createServer, get, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureKubeBinaries } from '../src/kubeTestEnv.js';
@@ -45,6 +45,7 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
   const PEER_NS = `llmtor-test-peer-${process.pid}`;
   let peerHttpd: ChildProcess | undefined;
   let www = '';
+  let hostServer: Server | undefined;
 
   before(async function () {
     assert.equal(process.getuid?.(), 0, 'the kube node test needs root (network namespace, mounts, cgroups)');
@@ -61,6 +62,7 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
   after(async function () {
     this.timeout(120_000);
     peerHttpd?.kill('SIGKILL');
+    hostServer?.close();
     await node?.stop();
     spawnSync('ip', ['netns', 'del', PEER_NS]);
     if (www) rmSync(www, { recursive: true, force: true });
@@ -156,9 +158,14 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     await relay.close();
     assert.match(viaHost, /^served-by web-/);
 
+    // Pods reach a server in the test process (host loopback) through a relay.
+    hostServer = createServer((_req, res) => res.end('hello-from-host\n'));
+    await new Promise<void>((r) => hostServer!.listen(0, '127.0.0.1', () => r()));
+    const toPods = await node!.exposeToPods((hostServer.address() as { port: number }).port);
+
     // Another pod resolves the name and fetches 20 times through the ClusterIP. (No `wget -T`:
     // Debian's static busybox 1.35 crashes on it; the pod's activeDeadlineSeconds bounds it.)
-    const script = `nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -O - http://web/ || echo FAILED; i=$((i+1)); done; wget -q -O - http://${peerIp}:8081/ || echo FAILED; nc -w 2 kubernetes.default.svc 443 </dev/null && echo API-REACHABLE`;
+    const script = `nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -O - http://web/ || echo FAILED; i=$((i+1)); done; wget -q -O - http://${peerIp}:8081/ || echo FAILED; wget -q -O - http://${toPods.host}:${toPods.port}/ || echo FAILED; nc -w 2 kubernetes.default.svc 443 </dev/null && echo API-REACHABLE`;
     const run = await node!.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'v1',
@@ -182,6 +189,8 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     assert.ok(logs.stdout.includes(clusterIP), `nslookup answered the ClusterIP ${clusterIP}:\n${logs.stdout}`);
     assert.ok(!logs.stdout.includes('FAILED'), logs.stdout);
     assert.ok(logs.stdout.includes('API-REACHABLE'), `the API server answers pods at kubernetes.default.svc:443:\n${logs.stdout}`);
+    assert.ok(logs.stdout.includes('hello-from-host'), `a pod reached the test process through exposeToPods:\n${logs.stdout}`);
+    await toPods.close();
     assert.ok(logs.stdout.includes('hello-from-peer'), `a pod reached the attached namespace at ${peerIp}:\n${logs.stdout}`);
     const servedBy = new Set([...logs.stdout.matchAll(/^served-by (\S+)$/gm)].map((m) => m[1]));
     assert.equal([...logs.stdout.matchAll(/^served-by /gm)].length, 20, logs.stdout);
