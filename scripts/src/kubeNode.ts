@@ -143,7 +143,6 @@ interface ProcRecord {
 
 interface NodeState {
   procs: ProcRecord[];
-  sysctls: Record<string, string>;
   attached: { netns: string; ifName: string }[];
 }
 
@@ -563,13 +562,23 @@ export async function stopKubeNode(opts: { dir?: string; kubeVersion?: string; l
     }
   }
   await removeCgroups();
-  for (const [k, v] of Object.entries(state?.sysctls ?? {})) {
+  // The host's values, saved outside the run dir by the first `up` (so a lost state file
+  // cannot lose them), restored, then forgotten.
+  const saved = `${dir}.host-sysctls.json`;
+  let sysctls: Record<string, string> = {};
+  try {
+    sysctls = JSON.parse(await readFile(saved, 'utf8')) as Record<string, string>;
+  } catch {
+    /* none saved */
+  }
+  for (const [k, v] of Object.entries(sysctls)) {
     try {
       writeFileSync(`/proc/sys/${k}`, v);
     } catch {
       /* read-only here */
     }
   }
+  await rm(saved, { force: true });
   if (existsSync(dir)) {
     const logs = join(dir, 'logs');
     const keep = `${dir}.last-logs`;
@@ -623,11 +632,14 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
   for (const d of ['logs', 'pki', 'etcd', 'home', 'kubelet', 'pod-logs', 'containerd/root', 'containerd/state', 'cni/net.d', 'config']) {
     await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
   }
-  const state: NodeState = { procs: [], sysctls: {}, attached: [] };
+  const state: NodeState = { procs: [], attached: [] };
+  const sysctls: Record<string, string> = {};
   for (const k of KUBELET_SYSCTLS) {
     const v = await readSysctl(k);
-    if (v !== undefined) state.sysctls[k] = v;
+    if (v !== undefined) sysctls[k] = v;
   }
+  // Written before anything runs; the down above restored and removed any earlier copy.
+  await writeFile(`${dir}.host-sysctls.json`, JSON.stringify(sysctls, null, 2));
   await saveState(dir, state);
   const start = async (name: string, cmd: string, args: string[], netns = true) => {
     state.procs.push(spawnDetached(dir, name, cmd, args, netns));

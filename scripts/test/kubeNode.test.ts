@@ -39,7 +39,9 @@ async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | un
 
 describe('kube node: a real single-node cluster (kubelet, containerd, scheduler, controller-manager, kube-proxy, CoreDNS)', function () {
   let node: KubeNode | undefined;
-  const before0 = { chains: [] as string[], netns: [] as string[] };
+  const before0 = { chains: [] as string[], netns: [] as string[], sysctls: '' };
+  const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
+  const sysctls = () => KUBELET_SYSCTLS.map((k) => `${k}=${readFileSync(`/proc/sys/${k}`, 'utf8').trim()}`).join(' ');
   let dir = '';
   // A namespace of the test's own attached to the pod bridge (what the Helm E2E does with its Tor network).
   const PEER_NS = `llmtor-test-peer-${process.pid}`;
@@ -52,6 +54,7 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     this.timeout(45 * 60_000); // a first run on a machine builds the binaries
     await ensureKubeBinaries();
     before0.chains = iptablesChains();
+    before0.sysctls = sysctls();
     before0.netns = netnsList().filter((n) => n !== NODE_NETNS);
     const t0 = Date.now();
     node = await startKubeNode({ readyTimeoutMs: 150_000, log: (l) => process.stderr.write(`      [node] ${l}\n`) });
@@ -235,7 +238,7 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     });
   });
 
-  it('stop() leaves no process, mount, network namespace, iptables chain or cgroup of ours', async function () {
+  it('stop() leaves no process, mount, network namespace, iptables chain or cgroup of ours, and restores the sysctls', async function () {
     this.timeout(120_000);
     const t0 = Date.now();
     await node!.stop();
@@ -250,6 +253,7 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     assert.deepEqual(netnsList(), before0.netns);
     assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mount under the run dir');
     assert.deepEqual(iptablesChains(), before0.chains, 'host iptables chains unchanged');
+    assert.equal(sysctls(), before0.sysctls, 'the sysctls the kubelet set are restored');
     const leftovers = spawnSync('pgrep', ['-f', `${dir}/`], { encoding: 'utf8' }).stdout.trim();
     assert.equal(leftovers, '', `processes naming ${dir}: ${leftovers}`);
     for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
