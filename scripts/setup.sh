@@ -66,10 +66,4 @@ for s in scripts/install-stripe-mock.sh scripts/install-helm.sh scripts/kube/bui
     bash "$s"
   fi
 done
-# kube-controller-manager (garbage collector) for operator/test/keysOutliveIssuer.test.ts;
-# scripts/kube/build-node.sh, where present, builds it with the other node binaries.
-if [ ! -f scripts/kube/build-node.sh ]; then
-  log "scripts/kube/build-component.sh kube-controller-manager"
-  bash scripts/kube/build-component.sh kube-controller-manager
-fi
 log "ready"

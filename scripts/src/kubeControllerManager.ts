@@ -8,9 +8,8 @@
  *   …
  *   await kcm.stop();
  *
- * Built by scripts/kube/build-node.sh when that exists, else by scripts/kube/build-component.sh
- * kube-controller-manager (same module set-up and version stamp as kube-apiserver), into the
- * same cache directory. It talks to the API
+ * Built by scripts/kube/build-node.sh with the other node binaries (same module set-up and
+ * version as kube-apiserver, same cache directory). It talks to the API
  * server with the test env's admin kubeconfig (no service-account credentials), without
  * leader election, and serves its own /healthz on a free loopback port.
  */
@@ -26,7 +25,7 @@ import { freePort } from './ports.js';
 export interface ControllerManagerOptions {
   /** `--controllers` list, e.g. ['garbagecollector']; default only the garbage collector. */
   controllers?: string[];
-  /** Build with scripts/kube/build-component.sh when missing (default true; minutes on 2 cores). */
+  /** Build with scripts/kube/build-node.sh when missing (default true; minutes on 2 cores). */
   build?: boolean;
   readyTimeoutMs?: number;
 }
@@ -40,19 +39,13 @@ export interface RunningControllerManager {
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
-/**
- * The script that builds kube-controller-manager: scripts/kube/build-node.sh when present
- * (it builds every node binary, the controller-manager among them, into the same
- * directory), else scripts/kube/build-component.sh for this one binary.
- */
-function buildCommand(): string[] {
-  for (const [rel, args] of [['build-node.sh', []], ['build-component.sh', ['kube-controller-manager']]] as const) {
-    for (const dir of ['../../kube/', '../kube/']) {
-      const p = fileURLToPath(new URL(dir + rel, import.meta.url));
-      if (existsSync(p)) return [p, ...args];
-    }
+/** scripts/kube/build-node.sh, from src/ or from dist/src/. */
+function buildScript(): string {
+  for (const dir of ['../../kube/', '../kube/']) {
+    const p = fileURLToPath(new URL(dir + 'build-node.sh', import.meta.url));
+    if (existsSync(p)) return p;
   }
-  throw new Error('neither scripts/kube/build-node.sh nor scripts/kube/build-component.sh found');
+  throw new Error('scripts/kube/build-node.sh not found');
 }
 
 /** Path of the kube-controller-manager binary, built first when missing. */
@@ -62,10 +55,10 @@ export async function ensureControllerManager(kubeVersion: string, build = true)
     await access(bin);
     return bin;
   } catch {
-    if (!build) throw new Error(`${bin} is missing: run scripts/kube/build-component.sh kube-controller-manager`);
+    if (!build) throw new Error(`${bin} is missing: run scripts/kube/build-node.sh`);
   }
   await new Promise<void>((resolve, reject) => {
-    const cmd = buildCommand();
+    const cmd = [buildScript()];
     const child = spawn('bash', cmd, { env: { ...process.env, KUBE_VERSION: kubeVersion }, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
