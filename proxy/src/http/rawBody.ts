@@ -41,7 +41,8 @@ export function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
     const onEnd = () => resolve(Buffer.concat(chunks, size));
     req.on('data', onData);
     req.once('end', onEnd);
-    req.once('error', reject);
+    // The client closed the connection mid-body (Node reports it as an 'aborted' error): not a server error.
+    req.once('error', () => reject(new ApiError(400, 'client_closed_request', 'the connection closed before the request body was complete')));
   });
 }
 

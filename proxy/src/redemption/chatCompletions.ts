@@ -119,6 +119,8 @@ function outcomeOf(e: RedemptionError): Outcome {
       return 'upstream_failed';
     case 'upstream_rejected':
       return 'upstream_rejected';
+    case 'client_closed_request':
+      return 'client_gone';
     default:
       return 'bad_request';
   }
