@@ -8,6 +8,10 @@ import type { Logger } from 'pino';
 import type { HttpMetrics } from '../metrics.js';
 import { ApiError, errorBody } from './apiError.js';
 
+function isJsonBody(ctx: Context): boolean {
+  return ctx.body !== null && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body);
+}
+
 export function errorMiddleware(logger: Logger, metrics: HttpMetrics) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const start = process.hrtime.bigint();
@@ -16,6 +20,14 @@ export function errorMiddleware(logger: Logger, metrics: HttpMetrics) {
       if (ctx.status === 404 && ctx.body === undefined) {
         ctx.status = 404;
         ctx.body = errorBody('not_found', `no route for ${ctx.method} ${ctx.path}`);
+      } else if (ctx.status === 405 && !isJsonBody(ctx)) {
+        // The routers' allowedMethods() answer these in plain text: same JSON shape as every other error.
+        const allow = ctx.response.get('Allow');
+        ctx.body = errorBody('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}${allow ? `; allowed: ${allow}` : ''}`);
+        ctx.status = 405;
+      } else if (ctx.status === 501 && !isJsonBody(ctx)) {
+        ctx.body = errorBody('not_implemented', `the ${ctx.method} method is not supported by this server`);
+        ctx.status = 501;
       }
     } catch (e) {
       if (e instanceof ApiError) {

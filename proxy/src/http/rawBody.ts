@@ -5,22 +5,45 @@
 import type { Context } from 'koa';
 import { ApiError } from './apiError.js';
 
-export async function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
+/** After a 413, how much more of the body is read and thrown away, and for how long, before the connection is cut. */
+const DRAIN_BYTES = 8 * 1024 * 1024;
+const DRAIN_MS = 5_000;
+
+export function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
+  const tooLarge = () => new ApiError(413, 'body_too_large', `request body is larger than ${limit} bytes`);
   const declared = ctx.get('content-length');
-  if (declared && /^\d+$/.test(declared) && Number(declared) > limit) {
-    throw new ApiError(413, 'body_too_large', `request body is larger than ${limit} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      ctx.req.destroy();
-      throw new ApiError(413, 'body_too_large', `request body is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+  if (declared && /^\d+$/.test(declared) && Number(declared) > limit) return Promise.reject(tooLarge());
+  const req = ctx.req;
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      // Over the limit (a chunked body has no Content-Length to refuse up front). Destroying the request
+      // here would reset the connection before the 413 is written: keep reading and discarding instead
+      // (bounded), answer, and close the connection after the answer.
+      req.off('data', onData);
+      req.off('end', onEnd);
+      chunks.length = 0;
+      ctx.set('Connection', 'close');
+      let drained = 0;
+      const cut = setTimeout(() => req.destroy(), DRAIN_MS);
+      cut.unref();
+      req.on('data', (c: Buffer) => {
+        drained += c.length;
+        if (drained > DRAIN_BYTES) req.destroy();
+      });
+      req.once('end', () => clearTimeout(cut));
+      req.once('close', () => clearTimeout(cut));
+      reject(tooLarge());
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks, size));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    // The client closed the connection mid-body (Node reports it as an 'aborted' error): not a server error.
+    req.once('error', () => reject(new ApiError(400, 'client_closed_request', 'the connection closed before the request body was complete')));
+  });
 }
 
 /** Parses a JSON object body; anything else is a 4xx with a message that says what was expected. */

@@ -121,6 +121,8 @@ function outcomeOf(e: RedemptionError): Outcome {
       return 'upstream_failed';
     case 'upstream_rejected':
       return 'upstream_rejected';
+    case 'client_closed_request':
+      return 'client_gone';
     default:
       return 'bad_request';
   }
@@ -268,8 +270,10 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
     try {
       await rt.store.finish(spentIds, binding, blob, cfg.retryCacheTtlSeconds * 1000);
     } catch {
-      // The claim is recorded (the token cannot be spent twice); only the retry cache is lost.
-      rt.logger.warn('redemption: could not record a finished answer (store unavailable)');
+      // The claim is recorded (the token cannot be spent twice); keep trying to record the finish, or a
+      // retry of this request would wait out the lease and then reach the upstream a second time.
+      rt.logger.warn('redemption: could not record a finished answer (store unavailable); retrying in the background');
+      finishLater(rt, spentIds, binding, blob);
     }
   };
   const release = async (mode: 'retryable' | 'free'): Promise<void> => {
@@ -352,6 +356,37 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   }
 
   return { outcome: await pipeStream(ctx, rt, up, ac.signal, k, finish, release, model), stream };
+}
+
+/** Finishes waiting for the store to come back, at most this many at a time (each holds its sealed answer). */
+const MAX_PENDING_FINISHES = 1_000;
+let pendingFinishes = 0;
+
+/**
+ * Retries a finish that failed (store unreachable) with back-off, until it succeeds, the claim is
+ * no longer ours, or the lease ends (then a retry of the request may take the claim over anyway).
+ */
+function finishLater(rt: RedemptionRuntime, spentIds: string[], binding: string, blob: Buffer | undefined): void {
+  if (pendingFinishes >= MAX_PENDING_FINISHES) return;
+  pendingFinishes++;
+  const cfg = rt.config;
+  const giveUpAt = Date.now() + cfg.inProgressLeaseSeconds * 1000;
+  let delay = 250;
+  const attempt = (): void => {
+    rt.store.finish(spentIds, binding, blob, cfg.retryCacheTtlSeconds * 1000).then(
+      () => pendingFinishes--,
+      () => {
+        delay = Math.min(delay * 2, 5_000);
+        if (Date.now() + delay > giveUpAt) {
+          pendingFinishes--;
+          rt.logger.warn('redemption: gave up recording a finished answer; a retry takes the claim over after its lease');
+          return;
+        }
+        setTimeout(attempt, delay).unref();
+      },
+    );
+  };
+  setTimeout(attempt, delay).unref();
 }
 
 async function recordFlag(rt: RedemptionRuntime, p: Pseudonym): Promise<void> {

@@ -15,7 +15,7 @@ import { Cluster, Redis } from 'ioredis';
 import { adminGrant, createAccount, getAccount } from '../../src/dev/identityClient.js';
 import type { ReservationSweeper } from '../../src/issuance/reservationSweeper.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { RedisRedemptionStore } from '../../src/redemption/redisStore.js';
+import { hashSlot, RedisRedemptionStore } from '../../src/redemption/redisStore.js';
 import { accountRef, ADMIN_TOKEN, blindSignatureValid, keyOf, randomBlindedMsg, sharedTestKeys, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
 import { startRedisCluster, startRedisSentinel, startRedisTls, type ClusterHandle, type SentinelHandle, type TlsRedisHandle } from '../support/redisTopologies.js';
 import { paidSessionEvent, postEvent, refundEvent } from '../support/stripeEvents.js';
@@ -175,6 +175,26 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
       assert.deepEqual(await store.blacklistList(), []);
       assert.equal(await store.flag(pseudonym.permanent, 60_000), 1);
       assert.deepEqual(await store.flagged(10), [{ pseudonym: pseudonym.permanent, flags: 1 }]);
+    } finally {
+      await c.quit();
+    }
+  });
+
+  it('durable claims on a Cluster: the slot of {rdm} is computed as Redis does (WAIT goes to its node); with no replica to confirm it, the claim is undone', async () => {
+    const c = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { scaleReads: 'master' });
+    try {
+      assert.equal(hashSlot('llmtor:{rdm}:'), Number(await c.cluster('KEYSLOT', 'llmtor:{rdm}:')));
+      assert.equal(hashSlot('plain-key'), Number(await c.cluster('KEYSLOT', 'plain-key')));
+      const store = new RedisRedemptionStore(c, 'llmtor:{rdm}:', 5_000, { replicas: 1, timeoutMs: 200 });
+      const id = randomBytes(32).toString('hex');
+      const now = Date.now();
+      const claim = (binding: string) => store.claim({ spentIds: [id], expiresAt: [now + 60_000], binding, now, leaseMs: 30_000 });
+      const t0 = Date.now();
+      assert.deepEqual(await claim('b1'), { kind: 'unconfirmed', released: false });
+      assert.ok(Date.now() - t0 >= 2 * 200, 'waited for a replica (claim and undo)');
+      // Undone on the primary: another request may claim the token (and is refused the same way).
+      assert.equal(await c.exists(`llmtor:{rdm}:s:${id}`), 0);
+      assert.equal((await claim('b2')).kind, 'unconfirmed');
     } finally {
       await c.quit();
     }
