@@ -13,14 +13,13 @@ import type { CoreV1Event, V1ConfigMap, V1OwnerReference } from '@kubernetes/cli
 import { describeKekRef, fromBase64Url, rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type LocalKeyEncryptionKey, type SigningKeyFile } from '@llmtor/protocol';
 import { generateSigningKey } from '@llmtor/protocol/server';
 import type { Clock } from './clock.js';
-import { formatDuration } from './duration.js';
 import { CompositeUnwrapper, classifyKeyVaultError, localKek, newLocalKekPem, type AzureKeyVaultKek } from './kek.js';
 import { directoryConfigMapData, keySecretData, metadataOf, parseKeySecret, sameData } from './keySecret.js';
 import { isApiStatus, type ClusterApi, type IssuerObject } from './kubeApi.js';
 import type { OperatorMetrics } from './metrics.js';
 import { plan, takenTruncatedIds, type KeyTemplate, type ObservedKey, type Plan } from './schedule.js';
 import { API_VERSION, GROUP, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KEEP_ANNOTATION, KEEP_NOTE, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, REVOKE_REDEMPTION_ANNOTATION, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
-import { backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, setCondition, shortKeyId, statusKeys, type Condition, type IssuerStatus } from './status.js';
+import { Reason, backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, keyVaultCondition, nextRotationOf, readyCondition, rotatingCondition, setCondition, shortKeyId, statusKeys, type Condition, type ConditionInput, type FailureReason, type IssuerStatus } from './status.js';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -52,7 +51,7 @@ interface Kek {
 }
 
 class KekError extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(readonly reason: FailureReason, message: string) {
     super(message);
     this.name = 'KekError';
   }
@@ -102,7 +101,7 @@ export class Reconciler {
       return await this.reconcileIssuer(issuer, policy, now);
     } catch (e) {
       if (isApiStatus(e, 409)) return { outcome: 'conflict', requeueAfterMs: 0 };
-      return this.failed(issuer, policy, e instanceof KekError ? e.reason : 'ReconcileFailed', e instanceof Error ? e.message : String(e), now, undefined);
+      return this.failed(issuer, policy, e instanceof KekError ? e.reason : Reason.ReconcileFailed, e instanceof Error ? e.message : String(e), now, undefined);
     }
   }
 
@@ -119,7 +118,7 @@ export class Reconciler {
       try {
         kek = await this.resolveKek(issuer, policy, parsed.files, now);
       } catch (e) {
-        const f = e instanceof KekError ? e : new KekError('KeyEncryptionKeyUnavailable', e instanceof Error ? e.message : String(e));
+        const f = e instanceof KekError ? e : new KekError(Reason.KeyEncryptionKeyUnavailable, e instanceof Error ? e.message : String(e));
         // Nothing is written but the status: no key is generated, re-wrapped or removed without a working KEK.
         const blocked = plan({ policy, keys: observed, now, rotateRequest, handledRotation });
         return this.failed(issuer, policy, f.reason, f.message, now, { files: parsed.files, plan: blocked });
@@ -228,7 +227,7 @@ export class Reconciler {
     // --- status
     const live = [...files.values()].map(metadataOf);
     const problems = [...parsed.problems.map((x) => `Secret entry ${x.name}: ${x.message}`), ...rewrapProblems];
-    if (p.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== 'InvalidRotationRequest') await this.event(issuer, 'Warning', 'InvalidRotationRequest', p.invalidRotateRequest);
+    if (p.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== Reason.InvalidRotationRequest) await this.event(issuer, 'Warning', Reason.InvalidRotationRequest, p.invalidRotateRequest);
     const status = this.buildStatus(issuer, policy, live, removed, p, now, { kek, problems });
     status.failedAttempts = 0;
     await this.api.patchIssuerStatus(namespace, name, nullify(status, STATUS_FIELDS));
@@ -275,12 +274,12 @@ export class Reconciler {
         }
       }
       const pemB64 = s?.data?.[LOCAL_KEK_DATA_KEY];
-      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; restore it from backup${wrapped.length ? '' : ', or delete the Secret to have a new one created (no key file uses it)'}`);
+      if (!pemB64) throw new KekError(Reason.LocalKeyEncryptionKeyInvalid, `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; restore it from backup${wrapped.length ? '' : ', or delete the Secret to have a new one created (no key file uses it)'}`);
       let kek;
       try {
         kek = localKek(secretName, Buffer.from(pemB64, 'base64').toString('utf8'));
       } catch {
-        throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
+        throw new KekError(Reason.LocalKeyEncryptionKeyInvalid, `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
       }
       const foreign = await filesNotOpeningWith(kek, wrapped);
       if (foreign.length) throw this.kekLost(namespace, name, secretName, `holds another key (${kek.fingerprint})`, foreign);
@@ -309,7 +308,7 @@ export class Reconciler {
     const fps = [...new Set(files.map((f) => (f.privateKey.type === 'envelope' ? f.privateKey.kek.fingerprint : undefined) ?? 'no fingerprint (older file)'))];
     const keys = files.map((f) => `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} ${shortKeyId(f.keyId)}`).join(', ');
     return new KekError(
-      'KeyEncryptionKeyLost',
+      Reason.KeyEncryptionKeyLost,
       `local key-encryption key Secret ${namespace}/${secretName} ${what}, but ${files.length} signing key(s) still in their redemption window are wrapped under ${fps.join(', ')}: ${keys}. ` +
         `Restore Secret ${secretName} from backup: kubectl apply -n ${namespace} -f ${secretName}.backup.yaml (docs/operator.md, "Restore the key-encryption key"). ` +
         'No key is generated, re-wrapped or removed until then.',
@@ -320,50 +319,27 @@ export class Reconciler {
     const id = `${vaultUrl}|${keyName}`;
     let v = this.vaults.get(id);
     if (!v) {
-      if (!this.opts.keyVault) throw new KekError('KeyVaultError', 'this operator was started without Azure Key Vault support');
+      if (!this.opts.keyVault) throw new KekError(Reason.KeyVaultError, 'this operator was started without Azure Key Vault support');
       v = this.opts.keyVault(vaultUrl, keyName);
       this.vaults.set(id, v);
     }
     return v;
   }
 
-  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], p: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: string; message: string } }): IssuerStatus {
+  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], p: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: FailureReason; message: string } }): IssuerStatus {
     const prev = issuer.status;
     const gen = issuer.metadata.generation;
-    const cond = (c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>, list: Condition[]) => setCondition(list, { ...c, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
     let conditions: Condition[] = (prev?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'Rotating' || (c.type === 'KeyVaultReachable' && policy.protection.type === 'azureKeyVault'));
+    const input: ConditionInput = { issuerName: issuer.metadata.name, policy, live, plan: p, now, kekDescription: extra.kek?.description, problems: extra.problems, failure: extra.failure };
+    for (const verdict of [readyCondition(input), rotatingCondition(input), keyVaultCondition(input)]) {
+      if (verdict) conditions = setCondition(conditions, { ...verdict, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
+    }
     const current = currentCreditKey(live, now);
-    const epoch = currentEpoch(now);
-    const needsEpoch = policy.transient.epoch === 'CalendarMonthUTC';
-    const epochKey = live.find((m) => m.purpose === 'transient' && m.epoch === epoch && keyState(m, now) === 'Active');
-    const problems = extra.problems.length ? ` Problems: ${extra.problems.join('; ')}.` : '';
-    // Only from keys that exist: a plan that could not be carried out (no KEK) has no rotation to announce.
-    const nextRotation = p.nextRotation !== undefined && live.some((m) => m.purpose === 'credit') ? isoSeconds(p.nextRotation) : undefined;
-    if (extra.failure?.reason === 'KeyEncryptionKeyLost') {
-      // The keys are listed but no pod can open them: not ready, whatever the schedule says.
-      conditions = cond({ type: 'Ready', status: 'False', reason: 'KeyEncryptionKeyLost', message: extra.failure.message }, conditions);
-    } else if (current && (!needsEpoch || epochKey)) {
-      conditions = cond({ type: 'Ready', status: 'True', reason: 'KeysCurrent', message: `credit key ${shortKeyId(current.keyId)} signs until ${current.issuanceEnd}${needsEpoch ? `; epoch ${epoch} key ${shortKeyId(epochKey!.keyId)}` : ''}; ${live.length} keys published.${problems}` }, conditions);
-    } else {
-      const why = extra.failure ? ` Last failure (${extra.failure.reason}): ${extra.failure.message}` : policy.paused ? ' Rotation is paused (spec.paused); set it to false.' : '';
-      conditions = cond({ type: 'Ready', status: 'False', reason: current ? 'NoEpochKey' : 'NoActiveCreditKey', message: `${current ? `no transient key signs for epoch ${epoch}` : 'no credit key can sign now'}.${why}${problems}` }, conditions);
-    }
-    const pendingCredit = live.filter((m) => m.purpose === 'credit' && keyState(m, now) === 'Published').sort((a, b) => Date.parse(a.notBefore) - Date.parse(b.notBefore))[0];
-    if (policy.paused && p.pausedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: p.pausedRotateRequest }, conditions);
-    else if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
-    else if (p.refusedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationRefused', message: p.refusedRotateRequest }, conditions);
-    else if (extra.failure && p.generate.length) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationBlocked', message: `${p.generate.length} key(s) due but not generated: ${extra.failure.message}` }, conditions);
-    else if (p.invalidRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'InvalidRotationRequest', message: p.invalidRotateRequest }, conditions);
-    else if (pendingCredit) conditions = cond({ type: 'Rotating', status: 'True', reason: 'SuccessorPublished', message: `credit key ${shortKeyId(pendingCredit.keyId)} is published and takes over at ${pendingCredit.notBefore}` }, conditions);
-    else conditions = cond({ type: 'Rotating', status: 'False', reason: 'Idle', message: nextRotation ? `next credit key takes over at ${nextRotation}; it is published ${formatDuration(policy.credit.publishAhead)} before` : 'no rotation scheduled' }, conditions);
-    if (policy.protection.type === 'azureKeyVault') {
-      if (extra.failure && (extra.failure.reason.startsWith('KeyVault') || extra.failure.reason === 'CredentialUnavailable')) conditions = cond({ type: 'KeyVaultReachable', status: 'False', reason: extra.failure.reason, message: extra.failure.message }, conditions);
-      else if (extra.kek) conditions = cond({ type: 'KeyVaultReachable', status: 'True', reason: 'Reachable', message: `wrapping data keys with ${extra.kek.description}` }, conditions);
-    }
+    const nextRotation = nextRotationOf(input);
     const s: IssuerStatus = {
       conditions,
       keys: statusKeys(live, prev?.keys, removed, policy.historyLimit, now),
-      currentEpoch: epoch,
+      currentEpoch: currentEpoch(now),
       failedAttempts: prev?.failedAttempts ?? 0,
     };
     if (gen !== undefined) s.observedGeneration = gen;
@@ -378,7 +354,7 @@ export class Reconciler {
     return s;
   }
 
-  private async failed(issuer: IssuerObject, policy: IssuerPolicy, reason: string, message: string, now: number, ctx: { files: Map<string, SigningKeyFile>; plan: Plan } | undefined): Promise<ReconcileResult> {
+  private async failed(issuer: IssuerObject, policy: IssuerPolicy, reason: FailureReason, message: string, now: number, ctx: { files: Map<string, SigningKeyFile>; plan: Plan } | undefined): Promise<ReconcileResult> {
     const { namespace, name } = issuer.metadata;
     const attempts = (issuer.status?.failedAttempts ?? 0) + 1;
     const delay = backoffMs(attempts, this.backoff.baseMs, this.backoff.maxMs);
@@ -406,11 +382,11 @@ export class Reconciler {
   private async invalidSpec(issuer: IssuerObject, e: SpecError, now: number): Promise<ReconcileResult> {
     const { namespace, name } = issuer.metadata;
     const message = `${e.problems.join('; ')}. Fix the spec (kubectl edit tokenissuer ${name}); nothing is changed until then.`;
-    if (getCondition(issuer.status, 'Ready')?.message !== message) await this.event(issuer, 'Warning', 'InvalidSpec', message);
+    if (getCondition(issuer.status, 'Ready')?.message !== message) await this.event(issuer, 'Warning', Reason.InvalidSpec, message);
     const gen = issuer.metadata.generation;
-    const conditions = setCondition(issuer.status?.conditions, { type: 'Ready', status: 'False', reason: 'InvalidSpec', message, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
+    const conditions = setCondition(issuer.status?.conditions, { type: 'Ready', status: 'False', reason: Reason.InvalidSpec, message, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
     await this.api.patchIssuerStatus(namespace, name, { conditions, ...(gen !== undefined ? { observedGeneration: gen } : {}) });
-    this.opts.metrics?.errors.inc({ reason: 'InvalidSpec' });
+    this.opts.metrics?.errors.inc({ reason: Reason.InvalidSpec });
     return { outcome: 'invalid' };
   }
 
