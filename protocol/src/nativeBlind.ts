@@ -16,7 +16,7 @@ import { NK, TOKEN_INPUT_LENGTH, TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { publicKeyFromPssSpki, tokenKeyId, truncatedKeyId } from './keyId.js';
 import { blindCore, finalizeCore, type BlindCoreInput, type BlindCoreOutput } from './nativeBlindCore.js';
-import { encodeToken, encodeTokenInput } from './token.js';
+import { decodeTokenInput, encodeToken, encodeTokenInput } from './token.js';
 import type { TokenRequest, TokenResponse } from './tokenRequest.js';
 
 /** What the client keeps between sending a TokenRequest and receiving its TokenResponse. */
@@ -141,13 +141,7 @@ export class NativeTokenClient {
     return sigs.map((sig, i) => {
       if (!sig) throw new ProtocolError('bad_signature', 'issuer returned a blind signature that does not finalize into a valid token');
       const input = items[i]!.msg;
-      return encodeToken({
-        tokenType: TOKEN_TYPE_BLIND_RSA,
-        nonce: input.subarray(2, 34),
-        challengeDigest: input.subarray(34, 66),
-        tokenKeyId: input.subarray(66, 98),
-        authenticator: sig,
-      });
+      return encodeToken({ ...decodeTokenInput(input), authenticator: sig });
     });
   }
 
