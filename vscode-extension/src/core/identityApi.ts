@@ -4,34 +4,14 @@
  * knows who pays anyway) or over Tor — but always on a transport that never carries a
  * redemption (a Tor transport opens a fresh circuit per request).
  */
+import { ACCOUNT_PATH, parseAccountView, type AccountView } from '@llmtor/protocol';
 import { z } from 'zod';
 import { readJson, serverError } from './apiErrors.js';
 import { readAll } from './torTransport.js';
 import type { Transport } from './transport.js';
 
-export const accountSchema = z.object({
-  balance: z.number().int(),
-  created_at: z.string().optional(),
-  purchases: z
-    .array(
-      z.object({
-        session_id: z.string(),
-        pack: z.string(),
-        credits: z.number(),
-        status: z.string(),
-        created_at: z.string().optional(),
-      }).passthrough(),
-    )
-    .default([]),
-  abuse_tokens: z
-    .object({
-      permanent: z.object({ issued: z.number(), limit: z.number() }).passthrough(),
-      transient: z.object({ epoch: z.string(), issued: z.number(), limit: z.number() }).passthrough(),
-    })
-    .partial()
-    .optional(),
-}).passthrough();
-export type AccountInfo = z.infer<typeof accountSchema>;
+/** The account as `GET /v1/account` shows it: the one shape in @llmtor/protocol the server writes. */
+export type AccountInfo = AccountView;
 
 const packsSchema = z.object({
   packs: z.array(z.object({ id: z.string(), credits: z.number(), amount: z.number(), currency: z.string(), name: z.string() }).passthrough()),
@@ -65,8 +45,8 @@ export class IdentityApi {
   }
 
   async account(accountKey: string): Promise<AccountInfo> {
-    const res = await this.transport.request(this.url('/v1/account'), { headers: { authorization: `Bearer ${accountKey}`, accept: 'application/json' } });
-    return accountSchema.parse(await readJson(res, 'reading the account'));
+    const res = await this.transport.request(this.url(ACCOUNT_PATH), { headers: { authorization: `Bearer ${accountKey}`, accept: 'application/json' } });
+    return parseAccountView(await readJson(res, 'reading the account'));
   }
 
   async packs(): Promise<CreditPack[]> {

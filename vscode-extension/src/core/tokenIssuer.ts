@@ -9,7 +9,7 @@
  * answers with the same signatures and does not charge again).
  */
 import { randomUUID } from 'node:crypto';
-import { decodeBatchTokenResponse, encodeBatchTokenRequest, fromBase64Url, toBase64Url, type KeyPurpose } from '@llmtor/protocol';
+import { BatchSizeMismatchError, fromBase64Url, toBase64Url, type KeyPurpose } from '@llmtor/protocol';
 // Native RSA public operations and BigInt, batches in a worker thread (not blindrsa-ts: ~100x slower, on this event loop).
 import { NativeTokenClient as TokenClient } from '@llmtor/protocol';
 import type { IdentityApi } from './identityApi.js';
@@ -47,48 +47,48 @@ export const MAX_DIRECTORY_AGE_MS = 36 * 3_600_000;
 export class TokenIssuer {
   private readonly now: () => number;
 
-  constructor(private readonly d: TokenIssuerDeps) {
-    this.now = d.now ?? Date.now;
+  constructor(private readonly deps: TokenIssuerDeps) {
+    this.now = deps.now ?? Date.now;
   }
 
   /** Issues `count` tokens of `purpose` (abuse tokens: count 1) under the pinned current key. */
   async issue(purpose: KeyPurpose, count: number): Promise<IssueResult> {
     let picked;
     try {
-      picked = issuingKeyFromPins(await this.d.pins(), purpose, this.now(), this.d.maxDirectoryAgeMs ?? MAX_DIRECTORY_AGE_MS);
+      picked = issuingKeyFromPins(await this.deps.pins(), purpose, this.now(), this.deps.maxDirectoryAgeMs ?? MAX_DIRECTORY_AGE_MS);
     } catch (e) {
       if (e instanceof KeyConsistencyError && /no .* key that is issuing/.test(e.message)) throw new NoIssuingKeyError(purpose);
       throw e;
     }
     const { key, directory: dir } = picked;
     const client = await TokenClient.forKey(key.tokenKey);
-    const digest = await this.d.challengeDigest();
-    const made = await client.createRequests(digest, count);
+    const digest = await this.deps.challengeDigest();
+    const made = await client.createBatch(digest, count);
     const batch: PendingBatch = {
       idempotencyKey: `llmtor-${randomUUID()}`,
       purpose,
       tokenKey: key.tokenKey,
-      request: toBase64Url(encodeBatchTokenRequest(made.map((m) => m.request))),
-      pending: made.map((m) => m.pending),
+      request: toBase64Url(made.body),
+      pending: made.pending,
       createdAt: this.now(),
     };
     if (key.epoch !== undefined) batch.epoch = key.epoch;
     if (key.redemptionNotAfterSec !== undefined) batch.redemptionNotAfterSec = key.redemptionNotAfterSec;
-    await this.d.wallet.addPendingBatch(batch);
+    await this.deps.wallet.addPendingBatch(batch);
     return this.complete(batch, dir['issuer-request-uri']);
   }
 
   /** Resends batches whose answers were lost (same bytes, same Idempotency-Key). */
   async resumePending(): Promise<IssueResult> {
     const total: IssueResult = { issued: 0, refused: 0 };
-    const pending = await this.d.wallet.pendingBatches();
+    const pending = await this.deps.wallet.pendingBatches();
     if (pending.length === 0) return total;
-    const dir = (await this.d.pins()).directory?.doc;
+    const dir = (await this.deps.pins()).directory?.doc;
     if (!dir) return total;
     for (const b of pending) {
       // Idempotency records expire at the issuer (a day by default); older batches are dropped.
       if (this.now() - b.createdAt > 20 * 3_600_000) {
-        await this.d.wallet.removePendingBatch(b.idempotencyKey);
+        await this.deps.wallet.removePendingBatch(b.idempotencyKey);
         continue;
       }
       const r = await this.complete(b, dir['issuer-request-uri']);
@@ -101,34 +101,28 @@ export class TokenIssuer {
   private async complete(batch: PendingBatch, issuerRequestUri: string): Promise<IssueResult> {
     let answer: Uint8Array;
     try {
-      answer = await this.d.identity.issue(issuerRequestUri, await this.d.accountKey(), fromBase64Url(batch.request, 'batch'), batch.idempotencyKey);
+      answer = await this.deps.identity.issue(issuerRequestUri, await this.deps.accountKey(), fromBase64Url(batch.request, 'batch'), batch.idempotencyKey);
     } catch (e) {
       // A refusal the server states (no credit, quota) will not change on retry: forget the batch.
       const status = (e as { status?: number }).status;
-      if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429) await this.d.wallet.removePendingBatch(batch.idempotencyKey);
+      if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429) await this.deps.wallet.removePendingBatch(batch.idempotencyKey);
       throw e;
     }
-    const responses = decodeBatchTokenResponse(answer);
-    if (responses.length !== batch.pending.length) {
-      await this.d.wallet.removePendingBatch(batch.idempotencyKey);
-      throw new Error(`the issuer answered ${responses.length} items for ${batch.pending.length} requests`);
-    }
     const client = await TokenClient.forKey(batch.tokenKey);
-    const tokens: string[] = [];
-    let refused = 0;
-    for (let i = 0; i < responses.length; i++) {
-      const r = responses[i];
-      if (!r) {
-        refused++;
-        continue;
-      }
-      // finalize verifies the signature under the key we checked: a token that does not
+    let finalized: (Uint8Array | null)[];
+    try {
+      // finalizeBatch verifies each signature under the key we checked: a token that does not
       // verify (a signer fault, a different key) throws instead of entering the wallet.
-      tokens.push(toBase64Url(await client.finalize(batch.pending[i]!, r)));
+      finalized = await client.finalizeBatch(batch.pending, answer);
+    } catch (e) {
+      if (e instanceof BatchSizeMismatchError) await this.deps.wallet.removePendingBatch(batch.idempotencyKey);
+      throw e;
     }
+    const tokens = finalized.flatMap((t) => (t ? [toBase64Url(t)] : []));
+    const refused = finalized.length - tokens.length;
     if (batch.purpose === 'credit') {
       const credits = { tokens, tokenKey: batch.tokenKey, ...(batch.redemptionNotAfterSec !== undefined ? { redemptionNotAfterSec: batch.redemptionNotAfterSec } : {}) };
-      await this.d.wallet.completeBatch(batch.idempotencyKey, { credits });
+      await this.deps.wallet.completeBatch(batch.idempotencyKey, { credits });
     } else {
       const abuse = tokens[0]
         ? {
@@ -140,7 +134,7 @@ export class TokenIssuer {
             ...(batch.redemptionNotAfterSec !== undefined ? { redemptionNotAfterSec: batch.redemptionNotAfterSec } : {}),
           }
         : undefined;
-      await this.d.wallet.completeBatch(batch.idempotencyKey, abuse ? { abuse } : {});
+      await this.deps.wallet.completeBatch(batch.idempotencyKey, abuse ? { abuse } : {});
     }
     return { issued: tokens.length, refused };
   }
