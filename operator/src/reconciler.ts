@@ -126,46 +126,46 @@ export class Reconciler {
     }
 
     const revokeRedemption = issuer.metadata.annotations?.[REVOKE_REDEMPTION_ANNOTATION] === 'true';
-    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref, revokeRedemption });
-    if (p.rewriteRotateAnnotation) {
+    const steps = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref, revokeRedemption });
+    if (steps.rewriteRotateAnnotation) {
       // 'now' becomes a fixed time first (conditional on the object's version): the request is then carried out exactly once.
-      await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: p.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
-      const emergency = p.rewriteRotateAnnotation.startsWith('compromised');
-      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? 'EmergencyRotationRequested' : 'RotationRequested', `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${p.rewriteRotateAnnotation}`);
+      await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: steps.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
+      const emergency = steps.rewriteRotateAnnotation.startsWith('compromised');
+      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? 'EmergencyRotationRequested' : 'RotationRequested', `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${steps.rewriteRotateAnnotation}`);
       return { outcome: 'ok', requeueAfterMs: 0 };
     }
-    const rotationNote = p.pausedRotateRequest ?? p.refusedRotateRequest;
+    const rotationNote = steps.pausedRotateRequest ?? steps.refusedRotateRequest;
     if (rotationNote && getCondition(issuer.status, 'Rotating')?.message !== rotationNote) {
-      await this.event(issuer, 'Warning', p.pausedRotateRequest ? 'RotationPaused' : 'RotationRefused', rotationNote);
+      await this.event(issuer, 'Warning', steps.pausedRotateRequest ? 'RotationPaused' : 'RotationRefused', rotationNote);
     }
 
     // --- carry out the plan on a copy of the key files
     const files = new Map(parsed.files);
     const removed: KeyMetadata[] = [];
     const notes: { type: 'Normal' | 'Warning'; reason: string; message: string }[] = [];
-    for (const id of p.remove) {
+    for (const id of steps.remove) {
       const f = files.get(id)!;
       removed.push(metadataOf(f));
       files.delete(id);
       notes.push({ type: 'Normal', reason: 'KeyRemoved', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
     }
-    for (const id of p.withdraw) {
+    for (const id of steps.withdraw) {
       const f = files.get(id)!;
       files.delete(id);
       notes.push({ type: 'Normal', reason: 'KeyWithdrawn', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
     }
-    for (const id of p.revoke) {
+    for (const id of steps.revoke) {
       const f = files.get(id)!;
       removed.push({ ...metadataOf(f), issuanceEnd: new Date(Math.min(now, Date.parse(f.issuanceEnd))).toISOString(), redemptionEnd: new Date(now).toISOString() });
       files.delete(id);
       notes.push({ type: 'Warning', reason: 'KeyRevoked', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
     }
-    for (const r of p.retire) {
+    for (const r of steps.retire) {
       const f = files.get(r.keyId)!;
       files.set(r.keyId, { ...f, issuanceEnd: new Date(r.issuanceEnd).toISOString() });
     }
     const rewrapProblems: string[] = [];
-    for (const id of p.rewrap) {
+    for (const id of steps.rewrap) {
       const f = files.get(id)!;
       try {
         files.set(id, await rewrapSigningKey(f, kek!.unwrapper, kek!.wrapper));
@@ -176,19 +176,19 @@ export class Reconciler {
         rewrapProblems.push(`key ${shortKeyId(id)} could not be re-wrapped (${e instanceof Error ? e.message : String(e)})`);
       }
     }
-    for (const t of p.generate) {
+    for (const t of steps.generate) {
       const f = await this.generate(t, files.values(), kek!.wrapper, now);
       files.set(f.keyId, f);
       this.opts.metrics?.keysGenerated.inc({ purpose: t.purpose, reason: t.reason });
       notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'emergency' ? 'EmergencyKeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
     }
-    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
+    if (steps.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${steps.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
 
     // --- write the Secret (one conditional write: all or nothing)
     // No owner reference: the keys must outlive the TokenIssuer (helm uninstall, a rename) while tokens
     // signed under them can still be redeemed; the garbage collector would delete them with it.
     const data = keySecretData(files.values());
-    const newHandled = p.handledRotation ?? handledRotation;
+    const newHandled = steps.handledRotation ?? handledRotation;
     const owner = ownerReference(issuer);
     const legacyOwners = (secret?.metadata?.ownerReferences ?? []).filter((o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND);
     if (!secret) {
@@ -227,17 +227,17 @@ export class Reconciler {
     // --- status
     const live = [...files.values()].map(metadataOf);
     const problems = [...parsed.problems.map((x) => `Secret entry ${x.name}: ${x.message}`), ...rewrapProblems];
-    if (p.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== Reason.InvalidRotationRequest) await this.event(issuer, 'Warning', Reason.InvalidRotationRequest, p.invalidRotateRequest);
-    const status = this.buildStatus(issuer, policy, live, removed, p, now, { kek, problems });
+    if (steps.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== Reason.InvalidRotationRequest) await this.event(issuer, 'Warning', Reason.InvalidRotationRequest, steps.invalidRotateRequest);
+    const status = this.buildStatus(issuer, policy, live, removed, steps, now, { kek, problems });
     status.failedAttempts = 0;
     await this.api.patchIssuerStatus(namespace, name, nullify(status, STATUS_FIELDS));
     this.opts.metrics?.failedAttempts.set({ namespace, issuer: name }, 0);
     this.opts.metrics?.setKeys(namespace, name, live.map((m) => ({ purpose: m.purpose, keyId: m.keyId, state: keyState(m, now), notBefore: Date.parse(m.notBefore), redemptionEnd: Date.parse(m.redemptionEnd) })), now);
-    return { outcome: 'ok', ...(p.wakeAt !== undefined ? { requeueAfterMs: Math.max(0, p.wakeAt - now) } : {}) };
+    return { outcome: 'ok', ...(steps.wakeAt !== undefined ? { requeueAfterMs: Math.max(0, steps.wakeAt - now) } : {}) };
   }
 
   /** A fresh key whose truncated id no published key uses (RFC 9578: the issuer must avoid collisions). */
-  private async generate(t: KeyTemplate, existing: Iterable<SigningKeyFile>, wrapper: KeyWrapper, now: number): Promise<SigningKeyFile> {
+  private async generate(template: KeyTemplate, existing: Iterable<SigningKeyFile>, wrapper: KeyWrapper, now: number): Promise<SigningKeyFile> {
     const taken = takenTruncatedIds([...existing].map(metadataOf), now);
     for (let i = 0; i < MAX_COLLISION_RETRIES; i++) {
       const key = await this.generateKey();
@@ -247,8 +247,8 @@ export class Reconciler {
         this.log('info', `generated key's truncated id ${trunc} is taken by a published key; generating another`);
         continue;
       }
-      const meta: Omit<KeyMetadata, 'keyId' | 'publicKey'> = { purpose: t.purpose, notBefore: new Date(t.notBefore).toISOString(), issuanceEnd: new Date(t.issuanceEnd).toISOString(), redemptionEnd: new Date(t.redemptionEnd).toISOString() };
-      if (t.epoch !== undefined) meta.epoch = t.epoch;
+      const meta: Omit<KeyMetadata, 'keyId' | 'publicKey'> = { purpose: template.purpose, notBefore: new Date(template.notBefore).toISOString(), issuanceEnd: new Date(template.issuanceEnd).toISOString(), redemptionEnd: new Date(template.redemptionEnd).toISOString() };
+      if (template.epoch !== undefined) meta.epoch = template.epoch;
       return sealSigningKey(key, meta, wrapper);
     }
     throw new Error(`no key with a free truncated key id after ${MAX_COLLISION_RETRIES} attempts (${taken.size} of 256 taken)`);
@@ -326,11 +326,11 @@ export class Reconciler {
     return v;
   }
 
-  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], p: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: FailureReason; message: string } }): IssuerStatus {
+  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], steps: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: FailureReason; message: string } }): IssuerStatus {
     const prev = issuer.status;
     const gen = issuer.metadata.generation;
     let conditions: Condition[] = (prev?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'Rotating' || (c.type === 'KeyVaultReachable' && policy.protection.type === 'azureKeyVault'));
-    const input: ConditionInput = { issuerName: issuer.metadata.name, policy, live, plan: p, now, kekDescription: extra.kek?.description, problems: extra.problems, failure: extra.failure };
+    const input: ConditionInput = { issuerName: issuer.metadata.name, policy, live, plan: steps, now, kekDescription: extra.kek?.description, problems: extra.problems, failure: extra.failure };
     for (const verdict of [readyCondition(input), rotatingCondition(input), keyVaultCondition(input)]) {
       if (verdict) conditions = setCondition(conditions, { ...verdict, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
     }
@@ -366,8 +366,8 @@ export class Reconciler {
     if (attempts === 1 || !prevMsg.startsWith(`${reason}:`)) await this.event(issuer, 'Warning', reason, message);
     try {
       const live = ctx ? [...ctx.files.values()].map(metadataOf) : (issuer.status?.keys ?? []).filter((k) => k.state !== 'Expired').map((k) => ({ keyId: k.keyId, purpose: k.purpose, notBefore: k.notBefore, issuanceEnd: k.issuanceEnd, redemptionEnd: k.redemptionEnd, publicKey: '', ...(k.epoch ? { epoch: k.epoch } : {}) }));
-      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
-      const status = this.buildStatus(issuer, policy, live, [], p, now, { problems: [], failure: { reason, message } });
+      const steps = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
+      const status = this.buildStatus(issuer, policy, live, [], steps, now, { problems: [], failure: { reason, message } });
       status.failedAttempts = attempts;
       status.lastFailureTime = isoSeconds(now);
       status.lastFailureMessage = `${reason}: ${message}`;
@@ -431,14 +431,14 @@ function ownerReference(issuer: IssuerObject): V1OwnerReference {
   return { apiVersion: API_VERSION, kind: KIND, name: issuer.metadata.name, uid: issuer.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
 }
 
-function describeKek(f: SigningKeyFile): string {
-  return f.privateKey.type === 'plain' ? 'plain' : describeKekRef(f.privateKey.kek);
+function describeKek(file: SigningKeyFile): string {
+  return file.privateKey.type === 'plain' ? 'plain' : describeKekRef(file.privateKey.kek);
 }
 
-function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
-  const what = `${t.purpose}${t.epoch ? ` ${t.epoch}` : ''} key ${shortKeyId(f.keyId)} (truncated id ${parseInt(f.keyId.slice(-2), 16)})`;
-  const windows = `signs ${f.notBefore} – ${f.issuanceEnd}, verifies until ${f.redemptionEnd}`;
-  switch (t.reason) {
+function describeGenerated(file: SigningKeyFile, template: KeyTemplate): string {
+  const what = `${template.purpose}${template.epoch ? ` ${template.epoch}` : ''} key ${shortKeyId(file.keyId)} (truncated id ${parseInt(file.keyId.slice(-2), 16)})`;
+  const windows = `signs ${file.notBefore} – ${file.issuanceEnd}, verifies until ${file.redemptionEnd}`;
+  switch (template.reason) {
     case 'bootstrap':
       return `${what} generated to sign at once (no key could sign): ${windows}`;
     case 'forced':
@@ -446,7 +446,7 @@ function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
     case 'emergency':
       return `emergency rotation: ${what} signs at once, ${windows}`;
     case 'epoch':
-      return `${what} published for epoch ${t.epoch}: ${windows}`;
+      return `${what} published for epoch ${template.epoch}: ${windows}`;
     default:
       return `${what} published ahead of rotation: ${windows}`;
   }

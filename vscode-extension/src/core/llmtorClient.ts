@@ -88,16 +88,16 @@ export class LlmTorClient {
   private modelCache: { at: number; models: ModelInfo[] } | undefined;
   private refilling: Promise<IssueResult> | undefined;
 
-  constructor(private readonly o: LlmTorClientOptions) {
-    this.now = o.now ?? Date.now;
-    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.issuance = new IssuanceApi(o.issuerUrl, o.issuance);
-    this.redemption = new RedemptionApi(o.redemptionUrl, o.tor);
-    this.wallet = o.wallet;
-    this.pins = o.pins ?? new PinStore(o.secrets);
+  constructor(private readonly opts: LlmTorClientOptions) {
+    this.now = opts.now ?? Date.now;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.issuance = new IssuanceApi(opts.issuerUrl, opts.issuance);
+    this.redemption = new RedemptionApi(opts.redemptionUrl, opts.tor);
+    this.wallet = opts.wallet;
+    this.pins = opts.pins ?? new PinStore(opts.secrets);
     this.minter = new TokenMinter({
       issuance: this.issuance,
-      wallet: o.wallet,
+      wallet: opts.wallet,
       accountKey: () => this.requireAccountKey(),
       challengeDigest: () => this.challengeDigest(),
       pins: () => this.pins.get(),
@@ -106,13 +106,13 @@ export class LlmTorClient {
   }
 
   get batchSize(): number {
-    return this.o.batchSize;
+    return this.opts.batchSize;
   }
 
   // ---- account -------------------------------------------------------------------------
 
   async accountKey(): Promise<string | undefined> {
-    return (await this.o.secrets.get(ACCOUNT_SECRET_KEY)) ?? undefined;
+    return (await this.opts.secrets.get(ACCOUNT_SECRET_KEY)) ?? undefined;
   }
 
   private async requireAccountKey(): Promise<string> {
@@ -124,7 +124,7 @@ export class LlmTorClient {
   /** Creates an account and stores its key; returns the key (shown to the user once). */
   async createAccount(): Promise<string> {
     const key = await this.issuance.createAccount();
-    await this.o.secrets.store(ACCOUNT_SECRET_KEY, key);
+    await this.opts.secrets.store(ACCOUNT_SECRET_KEY, key);
     return key;
   }
 
@@ -133,13 +133,13 @@ export class LlmTorClient {
     const key = normalizeAccountKey(text);
     if (!key) throw new Error('an account key is a long number (digits, spaces allowed)');
     const info = await this.issuance.account(key);
-    await this.o.secrets.store(ACCOUNT_SECRET_KEY, key);
+    await this.opts.secrets.store(ACCOUNT_SECRET_KEY, key);
     return info;
   }
 
   /** Forgets the account key and every token (they belong to the account). */
   async signOut(): Promise<void> {
-    await this.o.secrets.delete(ACCOUNT_SECRET_KEY);
+    await this.opts.secrets.delete(ACCOUNT_SECRET_KEY);
     await this.wallet.clear();
   }
 
@@ -166,7 +166,7 @@ export class LlmTorClient {
 
   /** The issuer name the challenge is derived from: configured, else pinned from the anonymous directory. */
   async issuerName(): Promise<string> {
-    if (this.o.issuerName) return this.o.issuerName;
+    if (this.opts.issuerName) return this.opts.issuerName;
     const pinned = (await this.pins.get()).issuerName;
     if (pinned) return pinned;
     throw new ChallengeRefusedError('No issuer name yet: it comes from the issuer directory fetched over Tor (not published by this server?). Set "llmtor.issuerName" to the name your server documents.');
@@ -184,11 +184,11 @@ export class LlmTorClient {
    */
   async refreshDirectory(): Promise<IssuerDirectory> {
     const dir = parseIssuerDirectory(await this.redemption.directory());
-    const mirror = this.o.directoryMirrorUrl ? parseIssuerDirectory(await new RedemptionApi(this.o.directoryMirrorUrl, this.o.tor).directory()) : undefined;
+    const mirror = this.opts.directoryMirrorUrl ? parseIssuerDirectory(await new RedemptionApi(this.opts.directoryMirrorUrl, this.opts.tor).directory()) : undefined;
     const current = await this.pins.get();
     let pins: PinDoc;
     try {
-      pins = pinDirectory(current, dir, this.now(), { ...(this.o.issuerName ? { configuredIssuerName: this.o.issuerName } : {}), ...(mirror ? { mirror } : {}) });
+      pins = pinDirectory(current, dir, this.now(), { ...(this.opts.issuerName ? { configuredIssuerName: this.opts.issuerName } : {}), ...(mirror ? { mirror } : {}) });
     } catch (e) {
       if (e instanceof KeyConsistencyError) await this.pins.set({ ...current, alarm: { message: e.message, at: this.now() } });
       throw e;
@@ -245,7 +245,7 @@ export class LlmTorClient {
       const { total: have } = await this.wallet.counts();
       // Abuse tokens only for an account with credit to spend (a pseudonym must cost something).
       if (opts.abuse !== false && (balance > 0 || have > 0)) await this.ensureAbuseTokens();
-      const n = Math.min(opts.batch ?? this.o.batchSize, balance);
+      const n = Math.min(opts.batch ?? this.opts.batchSize, balance);
       if (n <= 0) return total;
       const r = await this.minter.issue('credit', n);
       total.issued += r.issued;
@@ -307,7 +307,7 @@ export class LlmTorClient {
       } catch (e) {
         await this.refuseForeignChallenge(e, tokens);
         const outcome = this.classify(e, produced);
-        if (outcome === 'retry' && attempt < (this.o.chatRetries ?? 2) && !opts.signal?.aborted) {
+        if (outcome === 'retry' && attempt < (this.opts.chatRetries ?? 2) && !opts.signal?.aborted) {
           attempt++;
           await this.sleep(retryDelay(e, attempt));
           continue;
