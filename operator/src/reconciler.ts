@@ -59,6 +59,28 @@ class KekError extends Error {
 
 const MAX_COLLISION_RETRIES = 64;
 
+/**
+ * Reasons of the events the reconciler records (kubectl get events), beside the
+ * condition reasons (`Reason`, which events of a failure also carry).
+ */
+export const EventReason = {
+  KeyPublished: 'KeyPublished',
+  EpochKeyPublished: 'EpochKeyPublished',
+  KeyRotated: 'KeyRotated',
+  EmergencyKeyRotated: 'EmergencyKeyRotated',
+  KeyRetired: 'KeyRetired',
+  KeyRemoved: 'KeyRemoved',
+  KeyWithdrawn: 'KeyWithdrawn',
+  KeyRevoked: 'KeyRevoked',
+  KeyRewrapped: 'KeyRewrapped',
+  KeyEncryptionKeyCreated: 'KeyEncryptionKeyCreated',
+  OwnerReferenceRemoved: 'OwnerReferenceRemoved',
+  RotationRequested: 'RotationRequested',
+  EmergencyRotationRequested: 'EmergencyRotationRequested',
+  RotationPaused: 'RotationPaused',
+} as const;
+export type EventReason = (typeof EventReason)[keyof typeof EventReason];
+
 export class Reconciler {
   private readonly api: ClusterApi;
   private readonly clock: Clock;
@@ -131,34 +153,34 @@ export class Reconciler {
       // 'now' becomes a fixed time first (conditional on the object's version): the request is then carried out exactly once.
       await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: steps.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
       const emergency = steps.rewriteRotateAnnotation.startsWith('compromised');
-      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? 'EmergencyRotationRequested' : 'RotationRequested', `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${steps.rewriteRotateAnnotation}`);
+      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? EventReason.EmergencyRotationRequested : EventReason.RotationRequested, `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${steps.rewriteRotateAnnotation}`);
       return { outcome: 'ok', requeueAfterMs: 0 };
     }
     const rotationNote = steps.pausedRotateRequest ?? steps.refusedRotateRequest;
     if (rotationNote && getCondition(issuer.status, 'Rotating')?.message !== rotationNote) {
-      await this.event(issuer, 'Warning', steps.pausedRotateRequest ? 'RotationPaused' : 'RotationRefused', rotationNote);
+      await this.event(issuer, 'Warning', steps.pausedRotateRequest ? EventReason.RotationPaused : Reason.RotationRefused, rotationNote);
     }
 
     // --- carry out the plan on a copy of the key files
     const files = new Map(parsed.files);
     const removed: KeyMetadata[] = [];
-    const notes: { type: 'Normal' | 'Warning'; reason: string; message: string }[] = [];
+    const notes: { type: 'Normal' | 'Warning'; reason: EventReason; message: string }[] = [];
     for (const id of steps.remove) {
       const f = files.get(id)!;
       removed.push(metadataOf(f));
       files.delete(id);
-      notes.push({ type: 'Normal', reason: 'KeyRemoved', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
+      notes.push({ type: 'Normal', reason: EventReason.KeyRemoved, message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
     }
     for (const id of steps.withdraw) {
       const f = files.get(id)!;
       files.delete(id);
-      notes.push({ type: 'Normal', reason: 'KeyWithdrawn', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
+      notes.push({ type: 'Normal', reason: EventReason.KeyWithdrawn, message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
     }
     for (const id of steps.revoke) {
       const f = files.get(id)!;
       removed.push({ ...metadataOf(f), issuanceEnd: new Date(Math.min(now, Date.parse(f.issuanceEnd))).toISOString(), redemptionEnd: new Date(now).toISOString() });
       files.delete(id);
-      notes.push({ type: 'Warning', reason: 'KeyRevoked', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
+      notes.push({ type: 'Warning', reason: EventReason.KeyRevoked, message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
     }
     for (const r of steps.retire) {
       const f = files.get(r.keyId)!;
@@ -170,7 +192,7 @@ export class Reconciler {
       try {
         files.set(id, await rewrapSigningKey(f, kek!.unwrapper, kek!.wrapper));
         this.opts.metrics?.keysRewrapped.inc();
-        notes.push({ type: 'Normal', reason: 'KeyRewrapped', message: `key ${shortKeyId(id)} re-wrapped from ${describeKek(f)} to ${kek!.description}` });
+        notes.push({ type: 'Normal', reason: EventReason.KeyRewrapped, message: `key ${shortKeyId(id)} re-wrapped from ${describeKek(f)} to ${kek!.description}` });
       } catch (e) {
         // Not fatal: the file still opens with its old KEK; rotations must not wait for it.
         rewrapProblems.push(`key ${shortKeyId(id)} could not be re-wrapped (${e instanceof Error ? e.message : String(e)})`);
@@ -180,9 +202,9 @@ export class Reconciler {
       const f = await this.generate(t, files.values(), kek!.wrapper, now);
       files.set(f.keyId, f);
       this.opts.metrics?.keysGenerated.inc({ purpose: t.purpose, reason: t.reason });
-      notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'emergency' ? 'EmergencyKeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
+      notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? EventReason.KeyRotated : t.reason === 'emergency' ? EventReason.EmergencyKeyRotated : t.reason === 'epoch' ? EventReason.EpochKeyPublished : EventReason.KeyPublished, message: describeGenerated(f, t) });
     }
-    if (steps.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${steps.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
+    if (steps.retire.length) notes.push({ type: 'Normal', reason: EventReason.KeyRetired, message: `issuance of ${steps.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
 
     // --- write the Secret (one conditional write: all or nothing)
     // No owner reference: the keys must outlive the TokenIssuer (helm uninstall, a rename) while tokens
@@ -205,7 +227,7 @@ export class Reconciler {
       // Written by operators before 0.2: drop it, or deleting the issuer still deletes the keys.
       if (legacyOwners.length) {
         metadata.ownerReferences = (metadata.ownerReferences ?? []).filter((o) => !legacyOwners.includes(o));
-        notes.push({ type: 'Normal', reason: 'OwnerReferenceRemoved', message: `removed the owner reference to this TokenIssuer from Secret ${policy.secretName}: its keys now outlive the TokenIssuer (docs/operator.md, "Uninstall")` });
+        notes.push({ type: 'Normal', reason: EventReason.OwnerReferenceRemoved, message: `removed the owner reference to this TokenIssuer from Secret ${policy.secretName}: its keys now outlive the TokenIssuer (docs/operator.md, "Uninstall")` });
       }
       await this.api.replaceSecret(namespace, { ...secret, metadata, data });
     }
@@ -267,7 +289,7 @@ export class Reconciler {
         // No owner reference on purpose: deleting the TokenIssuer must not destroy the KEK that opens existing blobs.
         try {
           s = await this.api.createSecret(namespace, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: secretName, namespace, labels: ownedLabels(name) }, data: { [LOCAL_KEK_DATA_KEY]: Buffer.from(newLocalKekPem()).toString('base64') } });
-          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up now (docs/operator.md, "Back up the key-encryption key"): losing it loses every signing key`);
+          await this.event(issuer, 'Normal', EventReason.KeyEncryptionKeyCreated, `created local key-encryption key Secret ${secretName} (RSA-3072); back it up now (docs/operator.md, "Back up the key-encryption key"): losing it loses every signing key`);
         } catch (e) {
           if (!isApiStatus(e, 409)) throw e;
           s = await this.api.getSecret(namespace, secretName);
@@ -390,7 +412,7 @@ export class Reconciler {
     return { outcome: 'invalid' };
   }
 
-  private async event(issuer: IssuerObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private async event(issuer: IssuerObject, type: 'Normal' | 'Warning', reason: EventReason | Reason, message: string): Promise<void> {
     const { namespace, name } = issuer.metadata;
     const t = new Date();
     const ev: CoreV1Event = {
