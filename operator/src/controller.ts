@@ -3,12 +3,14 @@
  * runs the reconciler: on every change, at the next instant the plan changes
  * (next rotation, next epoch, end of a window), after a failure's back-off, and
  * on a periodic resync (which also notices a jump of an injected clock).
- * One reconcile at a time per issuer.
+ * The timing (dedupe, one reconcile at a time per issuer, back-off) is the
+ * WorkQueue's; this file only turns watch events into keys.
  */
 import { CustomObjectsApi, CoreV1Api, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
 import { isApiStatus, type IssuerObject } from './kubeApi.js';
 import type { LogFn, Reconciler } from './reconciler.js';
 import { GROUP, ISSUER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, VERSION } from './spec.js';
+import { WorkQueue, type WorkOutcome } from './workQueue.js';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -19,17 +21,8 @@ export interface ControllerOptions {
   log?: LogFn;
 }
 
-interface Item {
-  /** After a failure: no reconcile before this (wall clock), except for a change of the issuer itself. */
-  backoffUntil?: number;
-  timer?: NodeJS.Timeout;
-  dueAt?: number;
-  running?: Promise<void>;
-  again?: boolean;
-}
-
 export class Controller {
-  private readonly items = new Map<string, Item>();
+  private readonly queue: WorkQueue<string>;
   private readonly informers: Informer<KubernetesObject>[] = [];
   private readonly seen = new Map<string, string>();
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -41,6 +34,11 @@ export class Controller {
   constructor(private readonly opts: ControllerOptions) {
     this.resyncMs = opts.resyncMs ?? 60_000;
     this.log = opts.log ?? (() => undefined);
+    this.queue = new WorkQueue<string>({
+      maxDelayMs: this.resyncMs,
+      work: (key) => this.reconcile(key),
+      onError: (key, e) => this.log('error', `reconcile of ${key} threw: ${e instanceof Error ? e.message : String(e)}`),
+    });
   }
 
   async start(): Promise<void> {
@@ -66,7 +64,7 @@ export class Controller {
     issuers.on('delete', (o) => {
       const key = `${o.metadata.namespace}/${o.metadata.name}`;
       this.seen.delete(key);
-      this.forget(key);
+      this.queue.forget(key);
     });
     const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
     const secrets = makeInformer<V1Secret>(kc, `/api/v1/namespaces/${namespace}/secrets`, () => core.listNamespacedSecret({ namespace, labelSelector: selector }), selector);
@@ -107,9 +105,7 @@ export class Controller {
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     await Promise.all(this.informers.map((i) => i.stop().catch(() => undefined)));
-    for (const it of this.items.values()) if (it.timer) clearTimeout(it.timer);
-    await Promise.all([...this.items.values()].map((i) => i.running));
-    this.items.clear();
+    await this.queue.shutDown();
   }
 
   /** Issuers known to the watch (for tests and /readyz). */
@@ -117,65 +113,15 @@ export class Controller {
     return this.issuerInformer?.list(this.opts.namespace) ?? [];
   }
 
-  private forget(key: string): void {
-    const it = this.items.get(key);
-    if (it?.timer) clearTimeout(it.timer);
-    if (it && !it.running) this.items.delete(key);
-  }
-
   enqueue(key: string, delayMs: number, opts: { bypassBackoff?: boolean } = {}): void {
     if (this.stopped) return;
-    const it = this.items.get(key) ?? {};
-    this.items.set(key, it);
-    if (opts.bypassBackoff) it.backoffUntil = undefined;
-    const held = it.backoffUntil !== undefined ? it.backoffUntil - Date.now() : 0;
-    const delay = Math.max(0, held, Math.min(delayMs, this.resyncMs));
-    const due = Date.now() + delay;
-    if (it.running) {
-      if (delay === 0) it.again = true;
-      else if (it.dueAt === undefined || due < it.dueAt) this.arm(key, it, delay, due);
-      return;
-    }
-    if (it.dueAt !== undefined && it.dueAt <= due) return;
-    this.arm(key, it, delay, due);
+    this.queue.add(key, delayMs, { liftHold: opts.bypassBackoff ?? false });
   }
 
-  private arm(key: string, it: Item, delay: number, due: number): void {
-    if (it.timer) clearTimeout(it.timer);
-    it.dueAt = due;
-    it.timer = setTimeout(() => {
-      it.timer = undefined;
-      it.dueAt = undefined;
-      this.run(key, it);
-    }, delay);
-  }
-
-  private run(key: string, it: Item): void {
-    if (this.stopped) return;
-    if (it.running) {
-      it.again = true;
-      return;
-    }
+  private async reconcile(key: string): Promise<WorkOutcome> {
     const [namespace, name] = key.split('/') as [string, string];
-    it.running = (async () => {
-      let next: number | undefined;
-      try {
-        const r = await this.opts.reconciler.reconcile(namespace, name);
-        next = r.requeueAfterMs;
-        if (r.outcome === 'gone') next = undefined;
-        // Back-off holds against resyncs and owned-object events too; only a change of the issuer lifts it.
-        it.backoffUntil = r.outcome === 'failed' ? Date.now() + (r.requeueAfterMs ?? 0) : undefined;
-      } catch (e) {
-        this.log('error', `reconcile of ${key} threw: ${e instanceof Error ? e.message : String(e)}`);
-        next = 5_000;
-        it.backoffUntil = Date.now() + next;
-      }
-      it.running = undefined;
-      if (this.stopped) return;
-      if (it.again) {
-        it.again = false;
-        this.enqueue(key, 0);
-      } else if (next !== undefined) this.enqueue(key, next);
-    })();
+    const r = await this.opts.reconciler.reconcile(namespace, name);
+    // Back-off holds against resyncs and owned-object events too; only a change of the issuer lifts it.
+    return { requeueAfterMs: r.outcome === 'gone' ? undefined : r.requeueAfterMs, holdMs: r.outcome === 'failed' ? (r.requeueAfterMs ?? 0) : undefined };
   }
 }

@@ -13,3 +13,4 @@ export * from './reconciler.js';
 export * from './schedule.js';
 export * from './spec.js';
 export * from './status.js';
+export * from './workQueue.js';

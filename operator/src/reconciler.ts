@@ -13,14 +13,13 @@ import type { CoreV1Event, V1ConfigMap, V1OwnerReference } from '@kubernetes/cli
 import { describeKekRef, fromBase64Url, rewrapSigningKey, sealSigningKey, tokenKeyId, truncatedKeyId, type KeyMetadata, type KeyUnwrapper, type KeyWrapper, type LocalKeyEncryptionKey, type SigningKeyFile } from '@llmtor/protocol';
 import { generateSigningKey } from '@llmtor/protocol/server';
 import type { Clock } from './clock.js';
-import { formatDuration } from './duration.js';
 import { CompositeUnwrapper, classifyKeyVaultError, localKek, newLocalKekPem, type AzureKeyVaultKek } from './kek.js';
 import { directoryConfigMapData, keySecretData, metadataOf, parseKeySecret, sameData } from './keySecret.js';
 import { isApiStatus, type ClusterApi, type IssuerObject } from './kubeApi.js';
 import type { OperatorMetrics } from './metrics.js';
 import { plan, takenTruncatedIds, type KeyTemplate, type ObservedKey, type Plan } from './schedule.js';
 import { API_VERSION, GROUP, HANDLED_ROTATION_ANNOTATION, ISSUER_LABEL, KEEP_ANNOTATION, KEEP_NOTE, KIND, LOCAL_KEK_DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL, REVOKE_REDEMPTION_ANNOTATION, ROTATE_ANNOTATION, SpecError, issuerPolicy, type IssuerPolicy } from './spec.js';
-import { backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, setCondition, shortKeyId, statusKeys, type Condition, type IssuerStatus } from './status.js';
+import { Reason, backoffMs, currentCreditKey, currentEpoch, getCondition, isoSeconds, keyState, keyVaultCondition, nextRotationOf, readyCondition, rotatingCondition, setCondition, shortKeyId, statusKeys, type Condition, type ConditionInput, type FailureReason, type IssuerStatus } from './status.js';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -52,13 +51,35 @@ interface Kek {
 }
 
 class KekError extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(readonly reason: FailureReason, message: string) {
     super(message);
     this.name = 'KekError';
   }
 }
 
 const MAX_COLLISION_RETRIES = 64;
+
+/**
+ * Reasons of the events the reconciler records (kubectl get events), beside the
+ * condition reasons (`Reason`, which events of a failure also carry).
+ */
+export const EventReason = {
+  KeyPublished: 'KeyPublished',
+  EpochKeyPublished: 'EpochKeyPublished',
+  KeyRotated: 'KeyRotated',
+  EmergencyKeyRotated: 'EmergencyKeyRotated',
+  KeyRetired: 'KeyRetired',
+  KeyRemoved: 'KeyRemoved',
+  KeyWithdrawn: 'KeyWithdrawn',
+  KeyRevoked: 'KeyRevoked',
+  KeyRewrapped: 'KeyRewrapped',
+  KeyEncryptionKeyCreated: 'KeyEncryptionKeyCreated',
+  OwnerReferenceRemoved: 'OwnerReferenceRemoved',
+  RotationRequested: 'RotationRequested',
+  EmergencyRotationRequested: 'EmergencyRotationRequested',
+  RotationPaused: 'RotationPaused',
+} as const;
+export type EventReason = (typeof EventReason)[keyof typeof EventReason];
 
 export class Reconciler {
   private readonly api: ClusterApi;
@@ -102,7 +123,7 @@ export class Reconciler {
       return await this.reconcileIssuer(issuer, policy, now);
     } catch (e) {
       if (isApiStatus(e, 409)) return { outcome: 'conflict', requeueAfterMs: 0 };
-      return this.failed(issuer, policy, e instanceof KekError ? e.reason : 'ReconcileFailed', e instanceof Error ? e.message : String(e), now, undefined);
+      return this.failed(issuer, policy, e instanceof KekError ? e.reason : Reason.ReconcileFailed, e instanceof Error ? e.message : String(e), now, undefined);
     }
   }
 
@@ -119,7 +140,7 @@ export class Reconciler {
       try {
         kek = await this.resolveKek(issuer, policy, parsed.files, now);
       } catch (e) {
-        const f = e instanceof KekError ? e : new KekError('KeyEncryptionKeyUnavailable', e instanceof Error ? e.message : String(e));
+        const f = e instanceof KekError ? e : new KekError(Reason.KeyEncryptionKeyUnavailable, e instanceof Error ? e.message : String(e));
         // Nothing is written but the status: no key is generated, re-wrapped or removed without a working KEK.
         const blocked = plan({ policy, keys: observed, now, rotateRequest, handledRotation });
         return this.failed(issuer, policy, f.reason, f.message, now, { files: parsed.files, plan: blocked });
@@ -127,69 +148,69 @@ export class Reconciler {
     }
 
     const revokeRedemption = issuer.metadata.annotations?.[REVOKE_REDEMPTION_ANNOTATION] === 'true';
-    const p = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref, revokeRedemption });
-    if (p.rewriteRotateAnnotation) {
+    const steps = plan({ policy, keys: observed, now, rotateRequest, handledRotation, currentKek: kek?.wrapper.ref, revokeRedemption });
+    if (steps.rewriteRotateAnnotation) {
       // 'now' becomes a fixed time first (conditional on the object's version): the request is then carried out exactly once.
-      await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: p.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
-      const emergency = p.rewriteRotateAnnotation.startsWith('compromised');
-      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? 'EmergencyRotationRequested' : 'RotationRequested', `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${p.rewriteRotateAnnotation}`);
+      await this.api.patchIssuerAnnotations(namespace, name, { [ROTATE_ANNOTATION]: steps.rewriteRotateAnnotation }, issuer.metadata.resourceVersion ?? '');
+      const emergency = steps.rewriteRotateAnnotation.startsWith('compromised');
+      await this.event(issuer, emergency ? 'Warning' : 'Normal', emergency ? EventReason.EmergencyRotationRequested : EventReason.RotationRequested, `${emergency ? 'emergency ' : ''}rotation requested by annotation ${ROTATE_ANNOTATION}=${rotateRequest}, recorded as ${steps.rewriteRotateAnnotation}`);
       return { outcome: 'ok', requeueAfterMs: 0 };
     }
-    const rotationNote = p.pausedRotateRequest ?? p.refusedRotateRequest;
+    const rotationNote = steps.pausedRotateRequest ?? steps.refusedRotateRequest;
     if (rotationNote && getCondition(issuer.status, 'Rotating')?.message !== rotationNote) {
-      await this.event(issuer, 'Warning', p.pausedRotateRequest ? 'RotationPaused' : 'RotationRefused', rotationNote);
+      await this.event(issuer, 'Warning', steps.pausedRotateRequest ? EventReason.RotationPaused : Reason.RotationRefused, rotationNote);
     }
 
     // --- carry out the plan on a copy of the key files
     const files = new Map(parsed.files);
     const removed: KeyMetadata[] = [];
-    const notes: { type: 'Normal' | 'Warning'; reason: string; message: string }[] = [];
-    for (const id of p.remove) {
+    const notes: { type: 'Normal' | 'Warning'; reason: EventReason; message: string }[] = [];
+    for (const id of steps.remove) {
       const f = files.get(id)!;
       removed.push(metadataOf(f));
       files.delete(id);
-      notes.push({ type: 'Normal', reason: 'KeyRemoved', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
+      notes.push({ type: 'Normal', reason: EventReason.KeyRemoved, message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} removed: its redemption window ended ${f.redemptionEnd}` });
     }
-    for (const id of p.withdraw) {
+    for (const id of steps.withdraw) {
       const f = files.get(id)!;
       files.delete(id);
-      notes.push({ type: 'Normal', reason: 'KeyWithdrawn', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
+      notes.push({ type: 'Normal', reason: EventReason.KeyWithdrawn, message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} withdrawn before it signed (it would have taken over at ${f.notBefore}): replaced by the rotation` });
     }
-    for (const id of p.revoke) {
+    for (const id of steps.revoke) {
       const f = files.get(id)!;
       removed.push({ ...metadataOf(f), issuanceEnd: new Date(Math.min(now, Date.parse(f.issuanceEnd))).toISOString(), redemptionEnd: new Date(now).toISOString() });
       files.delete(id);
-      notes.push({ type: 'Warning', reason: 'KeyRevoked', message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
+      notes.push({ type: 'Warning', reason: EventReason.KeyRevoked, message: `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} key ${shortKeyId(id)} revoked (${REVOKE_REDEMPTION_ANNOTATION}=true): tokens signed under it are rejected from now on` });
     }
-    for (const r of p.retire) {
+    for (const r of steps.retire) {
       const f = files.get(r.keyId)!;
       files.set(r.keyId, { ...f, issuanceEnd: new Date(r.issuanceEnd).toISOString() });
     }
     const rewrapProblems: string[] = [];
-    for (const id of p.rewrap) {
+    for (const id of steps.rewrap) {
       const f = files.get(id)!;
       try {
         files.set(id, await rewrapSigningKey(f, kek!.unwrapper, kek!.wrapper));
         this.opts.metrics?.keysRewrapped.inc();
-        notes.push({ type: 'Normal', reason: 'KeyRewrapped', message: `key ${shortKeyId(id)} re-wrapped from ${describeKek(f)} to ${kek!.description}` });
+        notes.push({ type: 'Normal', reason: EventReason.KeyRewrapped, message: `key ${shortKeyId(id)} re-wrapped from ${describeKek(f)} to ${kek!.description}` });
       } catch (e) {
         // Not fatal: the file still opens with its old KEK; rotations must not wait for it.
         rewrapProblems.push(`key ${shortKeyId(id)} could not be re-wrapped (${e instanceof Error ? e.message : String(e)})`);
       }
     }
-    for (const t of p.generate) {
+    for (const t of steps.generate) {
       const f = await this.generate(t, files.values(), kek!.wrapper, now);
       files.set(f.keyId, f);
       this.opts.metrics?.keysGenerated.inc({ purpose: t.purpose, reason: t.reason });
-      notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? 'KeyRotated' : t.reason === 'emergency' ? 'EmergencyKeyRotated' : t.reason === 'epoch' ? 'EpochKeyPublished' : 'KeyPublished', message: describeGenerated(f, t) });
+      notes.push({ type: t.reason === 'emergency' ? 'Warning' : 'Normal', reason: t.reason === 'forced' ? EventReason.KeyRotated : t.reason === 'emergency' ? EventReason.EmergencyKeyRotated : t.reason === 'epoch' ? EventReason.EpochKeyPublished : EventReason.KeyPublished, message: describeGenerated(f, t) });
     }
-    if (p.retire.length) notes.push({ type: 'Normal', reason: 'KeyRetired', message: `issuance of ${p.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
+    if (steps.retire.length) notes.push({ type: 'Normal', reason: EventReason.KeyRetired, message: `issuance of ${steps.retire.map((r) => `${shortKeyId(r.keyId)} ends ${new Date(r.issuanceEnd).toISOString()}`).join(', ')} (rotation request); their tokens stay redeemable until their redemption windows end` });
 
     // --- write the Secret (one conditional write: all or nothing)
     // No owner reference: the keys must outlive the TokenIssuer (helm uninstall, a rename) while tokens
     // signed under them can still be redeemed; the garbage collector would delete them with it.
     const data = keySecretData(files.values());
-    const newHandled = p.handledRotation ?? handledRotation;
+    const newHandled = steps.handledRotation ?? handledRotation;
     const owner = ownerReference(issuer);
     const legacyOwners = (secret?.metadata?.ownerReferences ?? []).filter((o) => o.apiVersion.startsWith(`${GROUP}/`) && o.kind === KIND);
     if (!secret) {
@@ -206,7 +227,7 @@ export class Reconciler {
       // Written by operators before 0.2: drop it, or deleting the issuer still deletes the keys.
       if (legacyOwners.length) {
         metadata.ownerReferences = (metadata.ownerReferences ?? []).filter((o) => !legacyOwners.includes(o));
-        notes.push({ type: 'Normal', reason: 'OwnerReferenceRemoved', message: `removed the owner reference to this TokenIssuer from Secret ${policy.secretName}: its keys now outlive the TokenIssuer (docs/operator.md, "Uninstall")` });
+        notes.push({ type: 'Normal', reason: EventReason.OwnerReferenceRemoved, message: `removed the owner reference to this TokenIssuer from Secret ${policy.secretName}: its keys now outlive the TokenIssuer (docs/operator.md, "Uninstall")` });
       }
       await this.api.replaceSecret(namespace, { ...secret, metadata, data });
     }
@@ -228,17 +249,17 @@ export class Reconciler {
     // --- status
     const live = [...files.values()].map(metadataOf);
     const problems = [...parsed.problems.map((x) => `Secret entry ${x.name}: ${x.message}`), ...rewrapProblems];
-    if (p.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== 'InvalidRotationRequest') await this.event(issuer, 'Warning', 'InvalidRotationRequest', p.invalidRotateRequest);
-    const status = this.buildStatus(issuer, policy, live, removed, p, now, { kek, problems });
+    if (steps.invalidRotateRequest && getCondition(issuer.status, 'Rotating')?.reason !== Reason.InvalidRotationRequest) await this.event(issuer, 'Warning', Reason.InvalidRotationRequest, steps.invalidRotateRequest);
+    const status = this.buildStatus(issuer, policy, live, removed, steps, now, { kek, problems });
     status.failedAttempts = 0;
     await this.api.patchIssuerStatus(namespace, name, nullify(status, STATUS_FIELDS));
     this.opts.metrics?.failedAttempts.set({ namespace, issuer: name }, 0);
     this.opts.metrics?.setKeys(namespace, name, live.map((m) => ({ purpose: m.purpose, keyId: m.keyId, state: keyState(m, now), notBefore: Date.parse(m.notBefore), redemptionEnd: Date.parse(m.redemptionEnd) })), now);
-    return { outcome: 'ok', ...(p.wakeAt !== undefined ? { requeueAfterMs: Math.max(0, p.wakeAt - now) } : {}) };
+    return { outcome: 'ok', ...(steps.wakeAt !== undefined ? { requeueAfterMs: Math.max(0, steps.wakeAt - now) } : {}) };
   }
 
   /** A fresh key whose truncated id no published key uses (RFC 9578: the issuer must avoid collisions). */
-  private async generate(t: KeyTemplate, existing: Iterable<SigningKeyFile>, wrapper: KeyWrapper, now: number): Promise<SigningKeyFile> {
+  private async generate(template: KeyTemplate, existing: Iterable<SigningKeyFile>, wrapper: KeyWrapper, now: number): Promise<SigningKeyFile> {
     const taken = takenTruncatedIds([...existing].map(metadataOf), now);
     for (let i = 0; i < MAX_COLLISION_RETRIES; i++) {
       const key = await this.generateKey();
@@ -248,8 +269,8 @@ export class Reconciler {
         this.log('info', `generated key's truncated id ${trunc} is taken by a published key; generating another`);
         continue;
       }
-      const meta: Omit<KeyMetadata, 'keyId' | 'publicKey'> = { purpose: t.purpose, notBefore: new Date(t.notBefore).toISOString(), issuanceEnd: new Date(t.issuanceEnd).toISOString(), redemptionEnd: new Date(t.redemptionEnd).toISOString() };
-      if (t.epoch !== undefined) meta.epoch = t.epoch;
+      const meta: Omit<KeyMetadata, 'keyId' | 'publicKey'> = { purpose: template.purpose, notBefore: new Date(template.notBefore).toISOString(), issuanceEnd: new Date(template.issuanceEnd).toISOString(), redemptionEnd: new Date(template.redemptionEnd).toISOString() };
+      if (template.epoch !== undefined) meta.epoch = template.epoch;
       return sealSigningKey(key, meta, wrapper);
     }
     throw new Error(`no key with a free truncated key id after ${MAX_COLLISION_RETRIES} attempts (${taken.size} of 256 taken)`);
@@ -268,19 +289,19 @@ export class Reconciler {
         // No owner reference on purpose: deleting the TokenIssuer must not destroy the KEK that opens existing blobs.
         try {
           s = await this.api.createSecret(namespace, { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: secretName, namespace, labels: ownedLabels(name) }, data: { [LOCAL_KEK_DATA_KEY]: Buffer.from(newLocalKekPem()).toString('base64') } });
-          await this.event(issuer, 'Normal', 'KeyEncryptionKeyCreated', `created local key-encryption key Secret ${secretName} (RSA-3072); back it up now (docs/operator.md, "Back up the key-encryption key"): losing it loses every signing key`);
+          await this.event(issuer, 'Normal', EventReason.KeyEncryptionKeyCreated, `created local key-encryption key Secret ${secretName} (RSA-3072); back it up now (docs/operator.md, "Back up the key-encryption key"): losing it loses every signing key`);
         } catch (e) {
           if (!isApiStatus(e, 409)) throw e;
           s = await this.api.getSecret(namespace, secretName);
         }
       }
       const pemB64 = s?.data?.[LOCAL_KEK_DATA_KEY];
-      if (!pemB64) throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; restore it from backup${wrapped.length ? '' : ', or delete the Secret to have a new one created (no key file uses it)'}`);
+      if (!pemB64) throw new KekError(Reason.LocalKeyEncryptionKeyInvalid, `Secret ${secretName} has no data key ${LOCAL_KEK_DATA_KEY}; restore it from backup${wrapped.length ? '' : ', or delete the Secret to have a new one created (no key file uses it)'}`);
       let kek;
       try {
         kek = localKek(secretName, Buffer.from(pemB64, 'base64').toString('utf8'));
       } catch {
-        throw new KekError('LocalKeyEncryptionKeyInvalid', `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
+        throw new KekError(Reason.LocalKeyEncryptionKeyInvalid, `Secret ${secretName}/${LOCAL_KEK_DATA_KEY} is not an RSA private key PEM`);
       }
       const foreign = await filesNotOpeningWith(kek, wrapped);
       if (foreign.length) throw this.kekLost(namespace, name, secretName, `holds another key (${kek.fingerprint})`, foreign);
@@ -309,7 +330,7 @@ export class Reconciler {
     const fps = [...new Set(files.map((f) => (f.privateKey.type === 'envelope' ? f.privateKey.kek.fingerprint : undefined) ?? 'no fingerprint (older file)'))];
     const keys = files.map((f) => `${f.purpose}${f.epoch ? ` ${f.epoch}` : ''} ${shortKeyId(f.keyId)}`).join(', ');
     return new KekError(
-      'KeyEncryptionKeyLost',
+      Reason.KeyEncryptionKeyLost,
       `local key-encryption key Secret ${namespace}/${secretName} ${what}, but ${files.length} signing key(s) still in their redemption window are wrapped under ${fps.join(', ')}: ${keys}. ` +
         `Restore Secret ${secretName} from backup: kubectl apply -n ${namespace} -f ${secretName}.backup.yaml (docs/operator.md, "Restore the key-encryption key"). ` +
         'No key is generated, re-wrapped or removed until then.',
@@ -320,50 +341,27 @@ export class Reconciler {
     const id = `${vaultUrl}|${keyName}`;
     let v = this.vaults.get(id);
     if (!v) {
-      if (!this.opts.keyVault) throw new KekError('KeyVaultError', 'this operator was started without Azure Key Vault support');
+      if (!this.opts.keyVault) throw new KekError(Reason.KeyVaultError, 'this operator was started without Azure Key Vault support');
       v = this.opts.keyVault(vaultUrl, keyName);
       this.vaults.set(id, v);
     }
     return v;
   }
 
-  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], p: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: string; message: string } }): IssuerStatus {
+  private buildStatus(issuer: IssuerObject, policy: IssuerPolicy, live: KeyMetadata[], removed: KeyMetadata[], steps: Plan, now: number, extra: { kek?: Kek | undefined; problems: string[]; failure?: { reason: FailureReason; message: string } }): IssuerStatus {
     const prev = issuer.status;
     const gen = issuer.metadata.generation;
-    const cond = (c: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>, list: Condition[]) => setCondition(list, { ...c, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
     let conditions: Condition[] = (prev?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'Rotating' || (c.type === 'KeyVaultReachable' && policy.protection.type === 'azureKeyVault'));
+    const input: ConditionInput = { issuerName: issuer.metadata.name, policy, live, plan: steps, now, kekDescription: extra.kek?.description, problems: extra.problems, failure: extra.failure };
+    for (const verdict of [readyCondition(input), rotatingCondition(input), keyVaultCondition(input)]) {
+      if (verdict) conditions = setCondition(conditions, { ...verdict, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
+    }
     const current = currentCreditKey(live, now);
-    const epoch = currentEpoch(now);
-    const needsEpoch = policy.transient.epoch === 'CalendarMonthUTC';
-    const epochKey = live.find((m) => m.purpose === 'transient' && m.epoch === epoch && keyState(m, now) === 'Active');
-    const problems = extra.problems.length ? ` Problems: ${extra.problems.join('; ')}.` : '';
-    // Only from keys that exist: a plan that could not be carried out (no KEK) has no rotation to announce.
-    const nextRotation = p.nextRotation !== undefined && live.some((m) => m.purpose === 'credit') ? isoSeconds(p.nextRotation) : undefined;
-    if (extra.failure?.reason === 'KeyEncryptionKeyLost') {
-      // The keys are listed but no pod can open them: not ready, whatever the schedule says.
-      conditions = cond({ type: 'Ready', status: 'False', reason: 'KeyEncryptionKeyLost', message: extra.failure.message }, conditions);
-    } else if (current && (!needsEpoch || epochKey)) {
-      conditions = cond({ type: 'Ready', status: 'True', reason: 'KeysCurrent', message: `credit key ${shortKeyId(current.keyId)} signs until ${current.issuanceEnd}${needsEpoch ? `; epoch ${epoch} key ${shortKeyId(epochKey!.keyId)}` : ''}; ${live.length} keys published.${problems}` }, conditions);
-    } else {
-      const why = extra.failure ? ` Last failure (${extra.failure.reason}): ${extra.failure.message}` : policy.paused ? ' Rotation is paused (spec.paused); set it to false.' : '';
-      conditions = cond({ type: 'Ready', status: 'False', reason: current ? 'NoEpochKey' : 'NoActiveCreditKey', message: `${current ? `no transient key signs for epoch ${epoch}` : 'no credit key can sign now'}.${why}${problems}` }, conditions);
-    }
-    const pendingCredit = live.filter((m) => m.purpose === 'credit' && keyState(m, now) === 'Published').sort((a, b) => Date.parse(a.notBefore) - Date.parse(b.notBefore))[0];
-    if (policy.paused && p.pausedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: p.pausedRotateRequest }, conditions);
-    else if (policy.paused) conditions = cond({ type: 'Rotating', status: 'False', reason: 'Paused', message: 'spec.paused is true: no key is generated, re-wrapped or removed. Resume with: kubectl patch tokenissuer ' + issuer.metadata.name + ' --type merge -p \'{"spec":{"paused":false}}\'' }, conditions);
-    else if (p.refusedRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationRefused', message: p.refusedRotateRequest }, conditions);
-    else if (extra.failure && p.generate.length) conditions = cond({ type: 'Rotating', status: 'False', reason: 'RotationBlocked', message: `${p.generate.length} key(s) due but not generated: ${extra.failure.message}` }, conditions);
-    else if (p.invalidRotateRequest) conditions = cond({ type: 'Rotating', status: 'False', reason: 'InvalidRotationRequest', message: p.invalidRotateRequest }, conditions);
-    else if (pendingCredit) conditions = cond({ type: 'Rotating', status: 'True', reason: 'SuccessorPublished', message: `credit key ${shortKeyId(pendingCredit.keyId)} is published and takes over at ${pendingCredit.notBefore}` }, conditions);
-    else conditions = cond({ type: 'Rotating', status: 'False', reason: 'Idle', message: nextRotation ? `next credit key takes over at ${nextRotation}; it is published ${formatDuration(policy.credit.publishAhead)} before` : 'no rotation scheduled' }, conditions);
-    if (policy.protection.type === 'azureKeyVault') {
-      if (extra.failure && (extra.failure.reason.startsWith('KeyVault') || extra.failure.reason === 'CredentialUnavailable')) conditions = cond({ type: 'KeyVaultReachable', status: 'False', reason: extra.failure.reason, message: extra.failure.message }, conditions);
-      else if (extra.kek) conditions = cond({ type: 'KeyVaultReachable', status: 'True', reason: 'Reachable', message: `wrapping data keys with ${extra.kek.description}` }, conditions);
-    }
+    const nextRotation = nextRotationOf(input);
     const s: IssuerStatus = {
       conditions,
       keys: statusKeys(live, prev?.keys, removed, policy.historyLimit, now),
-      currentEpoch: epoch,
+      currentEpoch: currentEpoch(now),
       failedAttempts: prev?.failedAttempts ?? 0,
     };
     if (gen !== undefined) s.observedGeneration = gen;
@@ -378,7 +376,7 @@ export class Reconciler {
     return s;
   }
 
-  private async failed(issuer: IssuerObject, policy: IssuerPolicy, reason: string, message: string, now: number, ctx: { files: Map<string, SigningKeyFile>; plan: Plan } | undefined): Promise<ReconcileResult> {
+  private async failed(issuer: IssuerObject, policy: IssuerPolicy, reason: FailureReason, message: string, now: number, ctx: { files: Map<string, SigningKeyFile>; plan: Plan } | undefined): Promise<ReconcileResult> {
     const { namespace, name } = issuer.metadata;
     const attempts = (issuer.status?.failedAttempts ?? 0) + 1;
     const delay = backoffMs(attempts, this.backoff.baseMs, this.backoff.maxMs);
@@ -390,8 +388,8 @@ export class Reconciler {
     if (attempts === 1 || !prevMsg.startsWith(`${reason}:`)) await this.event(issuer, 'Warning', reason, message);
     try {
       const live = ctx ? [...ctx.files.values()].map(metadataOf) : (issuer.status?.keys ?? []).filter((k) => k.state !== 'Expired').map((k) => ({ keyId: k.keyId, purpose: k.purpose, notBefore: k.notBefore, issuanceEnd: k.issuanceEnd, redemptionEnd: k.redemptionEnd, publicKey: '', ...(k.epoch ? { epoch: k.epoch } : {}) }));
-      const p = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
-      const status = this.buildStatus(issuer, policy, live, [], p, now, { problems: [], failure: { reason, message } });
+      const steps = ctx?.plan ?? { generate: [], retire: [], remove: [], rewrap: [], withdraw: [], revoke: [] };
+      const status = this.buildStatus(issuer, policy, live, [], steps, now, { problems: [], failure: { reason, message } });
       status.failedAttempts = attempts;
       status.lastFailureTime = isoSeconds(now);
       status.lastFailureMessage = `${reason}: ${message}`;
@@ -406,15 +404,15 @@ export class Reconciler {
   private async invalidSpec(issuer: IssuerObject, e: SpecError, now: number): Promise<ReconcileResult> {
     const { namespace, name } = issuer.metadata;
     const message = `${e.problems.join('; ')}. Fix the spec (kubectl edit tokenissuer ${name}); nothing is changed until then.`;
-    if (getCondition(issuer.status, 'Ready')?.message !== message) await this.event(issuer, 'Warning', 'InvalidSpec', message);
+    if (getCondition(issuer.status, 'Ready')?.message !== message) await this.event(issuer, 'Warning', Reason.InvalidSpec, message);
     const gen = issuer.metadata.generation;
-    const conditions = setCondition(issuer.status?.conditions, { type: 'Ready', status: 'False', reason: 'InvalidSpec', message, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
+    const conditions = setCondition(issuer.status?.conditions, { type: 'Ready', status: 'False', reason: Reason.InvalidSpec, message, ...(gen !== undefined ? { observedGeneration: gen } : {}) }, now);
     await this.api.patchIssuerStatus(namespace, name, { conditions, ...(gen !== undefined ? { observedGeneration: gen } : {}) });
-    this.opts.metrics?.errors.inc({ reason: 'InvalidSpec' });
+    this.opts.metrics?.errors.inc({ reason: Reason.InvalidSpec });
     return { outcome: 'invalid' };
   }
 
-  private async event(issuer: IssuerObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private async event(issuer: IssuerObject, type: 'Normal' | 'Warning', reason: EventReason | Reason, message: string): Promise<void> {
     const { namespace, name } = issuer.metadata;
     const t = new Date();
     const ev: CoreV1Event = {
@@ -455,14 +453,14 @@ function ownerReference(issuer: IssuerObject): V1OwnerReference {
   return { apiVersion: API_VERSION, kind: KIND, name: issuer.metadata.name, uid: issuer.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
 }
 
-function describeKek(f: SigningKeyFile): string {
-  return f.privateKey.type === 'plain' ? 'plain' : describeKekRef(f.privateKey.kek);
+function describeKek(file: SigningKeyFile): string {
+  return file.privateKey.type === 'plain' ? 'plain' : describeKekRef(file.privateKey.kek);
 }
 
-function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
-  const what = `${t.purpose}${t.epoch ? ` ${t.epoch}` : ''} key ${shortKeyId(f.keyId)} (truncated id ${parseInt(f.keyId.slice(-2), 16)})`;
-  const windows = `signs ${f.notBefore} – ${f.issuanceEnd}, verifies until ${f.redemptionEnd}`;
-  switch (t.reason) {
+function describeGenerated(file: SigningKeyFile, template: KeyTemplate): string {
+  const what = `${template.purpose}${template.epoch ? ` ${template.epoch}` : ''} key ${shortKeyId(file.keyId)} (truncated id ${parseInt(file.keyId.slice(-2), 16)})`;
+  const windows = `signs ${file.notBefore} – ${file.issuanceEnd}, verifies until ${file.redemptionEnd}`;
+  switch (template.reason) {
     case 'bootstrap':
       return `${what} generated to sign at once (no key could sign): ${windows}`;
     case 'forced':
@@ -470,7 +468,7 @@ function describeGenerated(f: SigningKeyFile, t: KeyTemplate): string {
     case 'emergency':
       return `emergency rotation: ${what} signs at once, ${windows}`;
     case 'epoch':
-      return `${what} published for epoch ${t.epoch}: ${windows}`;
+      return `${what} published for epoch ${template.epoch}: ${windows}`;
     default:
       return `${what} published ahead of rotation: ${windows}`;
   }

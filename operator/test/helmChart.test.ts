@@ -7,9 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig, loadAllYaml, type V1Deployment, type V1EnvVar, type V1Secret } from '@kubernetes/client-node';
 import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
-import { loadConfig } from '@llmtor/proxy/config';
-import { redemptionConfigSchema } from '@llmtor/proxy/redemption/module';
-import { redemptionSection } from '@llmtor/proxy/stack';
+import { loadConfig, redemptionConfigSchema, redemptionSection } from '@llmtor/proxy';
 import { startOperator } from '../src/index.js';
 import { CRD_FILE, Cluster, kubeConfig, kubeEnv, newNamespace, waitFor } from './support/cluster.js';
 

@@ -31,9 +31,8 @@ import {
 import { TokenClient } from '@llmtor/protocol/client';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
 import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
-import { loadConfig, startProxy, type RunningProxy } from '@llmtor/proxy';
-import { createLogger } from '@llmtor/proxy/logger';
-import { STAND_IN_TEXT } from '@llmtor/proxy/upstream/localStandInUpstream';
+import { createLogger, loadConfig, startProxy, type RunningProxy } from '@llmtor/proxy';
+import { STAND_IN_TEXT } from '@llmtor/proxy/testing';
 import { LOCAL_KEK_DATA_KEY, ROTATE_ANNOTATION, startOperator, type Clock, type RunningOperator } from '../src/index.js';
 import { Cluster, applyIssuer, kubeConfig, kubeEnv, newNamespace, waitFor } from './support/cluster.js';
 import { mirrorSecret, writeAtomically, type SecretMirror } from './support/secretMirror.js';

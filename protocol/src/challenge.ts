@@ -4,6 +4,16 @@ import { readU16, writeU16 } from './bytes.js';
 import { TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { ProtocolError } from './errors.js';
 
+/**
+ * RFC 9577 §2.1:
+ *
+ *   struct {
+ *       uint16_t token_type;
+ *       opaque issuer_name<1..2^16-1>;
+ *       opaque redemption_context<0..32>;
+ *       opaque origin_info<0..2^16-1>;
+ *   } TokenChallenge;
+ */
 export interface TokenChallenge {
   tokenType: number;
   /** ASCII issuer name (RFC 9577: opaque issuer_name<1..2^16-1>). */

@@ -11,7 +11,7 @@ import { NK, TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { challengeDigest, type TokenChallenge } from './challenge.js';
 import { ProtocolError } from './errors.js';
 import { publicKeyFromPssSpki, tokenKeyId, truncatedKeyId } from './keyId.js';
-import { encodeToken, encodeTokenInput } from './token.js';
+import { decodeTokenInput, encodeToken, encodeTokenInput } from './token.js';
 import type { TokenRequest, TokenResponse } from './tokenRequest.js';
 
 const suite = RSABSSA.SHA384.PSS.Deterministic();
@@ -70,12 +70,6 @@ export class TokenClient {
     } catch {
       throw new ProtocolError('bad_signature', 'issuer returned a blind signature that does not finalize into a valid token');
     }
-    return encodeToken({
-      tokenType: TOKEN_TYPE_BLIND_RSA,
-      nonce: input.subarray(2, 34),
-      challengeDigest: input.subarray(34, 66),
-      tokenKeyId: input.subarray(66, 98),
-      authenticator,
-    });
+    return encodeToken({ ...decodeTokenInput(input), authenticator });
   }
 }

@@ -10,13 +10,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { decodeBatchTokenResponse, encodeBatchTokenRequest } from './batch.js';
 import { fromBase64Url, toBase64Url } from './bytes.js';
 import { challengeDigest, type TokenChallenge } from './challenge.js';
 import { NK, TOKEN_INPUT_LENGTH, TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { publicKeyFromPssSpki, tokenKeyId, truncatedKeyId } from './keyId.js';
 import { blindCore, finalizeCore, type BlindCoreInput, type BlindCoreOutput } from './nativeBlindCore.js';
-import { encodeToken, encodeTokenInput } from './token.js';
+import { decodeTokenInput, encodeToken, encodeTokenInput } from './token.js';
 import type { TokenRequest, TokenResponse } from './tokenRequest.js';
 
 /** What the client keeps between sending a TokenRequest and receiving its TokenResponse. */
@@ -82,6 +83,14 @@ function inWorker<T>(op: 'blind' | 'finalize', input: unknown): Promise<T> {
   });
 }
 
+/** A batch answer with another item count than the request: resending the same request cannot help. */
+export class BatchSizeMismatchError extends ProtocolError {
+  constructor(readonly answered: number, readonly requested: number) {
+    super('malformed', `the issuer answered ${answered} items for ${requested} requests`);
+    this.name = 'BatchSizeMismatchError';
+  }
+}
+
 export class NativeTokenClient {
   readonly keyId: Uint8Array;
   readonly spki: Uint8Array;
@@ -124,6 +133,31 @@ export class NativeTokenClient {
     return inputs.map((input, i) => this.made(input, out, i));
   }
 
+  /**
+   * Blind step of batched issuance: `count` requests framed as one generic batch
+   * request body (draft-ietf-privacypass-batched-tokens §6.1), and the state to
+   * keep (persist it before sending: the same body is resent after a lost answer).
+   */
+  async createBatch(challenge: TokenChallenge | Uint8Array, count: number): Promise<{ body: Uint8Array; pending: NativePendingToken[] }> {
+    const made = await this.createRequests(challenge, count);
+    return { body: encodeBatchTokenRequest(made.map((m) => m.request)), pending: made.map((m) => m.pending) };
+  }
+
+  /**
+   * Finalize step of batched issuance: decodes a generic batch response body and
+   * finalizes every present item; null where the issuer refused that request. An
+   * answer with another item count, or a signature that does not verify, throws.
+   */
+  async finalizeBatch(pending: readonly NativePendingToken[], body: Uint8Array): Promise<(Uint8Array | null)[]> {
+    const responses = decodeBatchTokenResponse(body);
+    if (responses.length !== pending.length) throw new BatchSizeMismatchError(responses.length, pending.length);
+    const present = responses.flatMap((r, i) => (r ? [i] : []));
+    const tokens = present.length ? await this.finalizeMany(present.map((i) => pending[i]!), present.map((i) => responses[i]!)) : [];
+    const out: (Uint8Array | null)[] = responses.map(() => null);
+    present.forEach((i, j) => (out[i] = tokens[j]!));
+    return out;
+  }
+
   /** Unblinds and checks the signature (natively). Returns the encoded 354-byte token. */
   async finalize(pending: NativePendingToken, response: TokenResponse): Promise<Uint8Array> {
     const [token] = await this.finalizeMany([pending], [response]);
@@ -141,13 +175,7 @@ export class NativeTokenClient {
     return sigs.map((sig, i) => {
       if (!sig) throw new ProtocolError('bad_signature', 'issuer returned a blind signature that does not finalize into a valid token');
       const input = items[i]!.msg;
-      return encodeToken({
-        tokenType: TOKEN_TYPE_BLIND_RSA,
-        nonce: input.subarray(2, 34),
-        challengeDigest: input.subarray(34, 66),
-        tokenKeyId: input.subarray(66, 98),
-        authenticator: sig,
-      });
+      return encodeToken({ ...decodeTokenInput(input), authenticator: sig });
     });
   }
 

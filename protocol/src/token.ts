@@ -1,4 +1,7 @@
-/** Token (RFC 9577 §2.2) for type 0x0002: 354 bytes. */
+/**
+ * Token (RFC 9577 §2.2) for type 0x0002 (RFC 9578 §6): 354 bytes, and the
+ * token input the authenticator signs (RFC 9578 §6.3, §6.4).
+ */
 import { readU16, writeU16 } from './bytes.js';
 import {
   CHALLENGE_DIGEST_LENGTH,
@@ -11,6 +14,17 @@ import {
 } from './constants.js';
 import { ProtocolError } from './errors.js';
 
+/**
+ * RFC 9577 §2.2, with Nid = 32 and Nk = 256 for type 0x0002:
+ *
+ *   struct {
+ *       uint16_t token_type = 0x0002;
+ *       uint8_t nonce[32];
+ *       uint8_t challenge_digest[32];
+ *       uint8_t token_key_id[Nid];
+ *       uint8_t authenticator[Nk];
+ *   } Token;
+ */
 export interface Token {
   tokenType: number;
   nonce: Uint8Array;
@@ -25,8 +39,15 @@ function checkLen(what: string, b: Uint8Array, n: number): void {
   }
 }
 
-/** token_type | nonce | challenge_digest | token_key_id: the message the authenticator signs. */
-export function encodeTokenInput(t: Omit<Token, 'authenticator'>): Uint8Array {
+/**
+ * The message the authenticator signs (RFC 9578 §6.3: token_input, the Token
+ * without its authenticator):
+ *
+ *   token_input = concat(0x0002, nonce, challenge_digest, token_key_id)
+ */
+export type TokenInput = Omit<Token, 'authenticator'>;
+
+export function encodeTokenInput(t: TokenInput): Uint8Array {
   if (t.tokenType !== TOKEN_TYPE_BLIND_RSA) throw new ProtocolError('wrong_token_type', `token type ${t.tokenType} is not 0x0002`);
   checkLen('nonce', t.nonce, NONCE_LENGTH);
   checkLen('challenge_digest', t.challengeDigest, CHALLENGE_DIGEST_LENGTH);
@@ -47,19 +68,36 @@ export function encodeToken(t: Token): Uint8Array {
   return out;
 }
 
-/** Decodes a token; fields are views into `b`. */
-export function decodeToken(b: Uint8Array): Token {
-  if (!(b instanceof Uint8Array)) throw new ProtocolError('malformed', 'token must be bytes');
-  if (b.length < 2) throw new ProtocolError('wrong_length', `token must be ${TOKEN_LENGTH} bytes, got ${b.length}`);
+/** Checks the type (first: a grease or other type is named as such) and then the length. */
+function checkTypeAndLength(what: string, b: Uint8Array, length: number): void {
+  if (!(b instanceof Uint8Array)) throw new ProtocolError('malformed', `${what} must be bytes`);
+  if (b.length < 2) throw new ProtocolError('wrong_length', `${what} must be ${length} bytes, got ${b.length}`);
   const tokenType = readU16(b, 0);
   if (tokenType !== TOKEN_TYPE_BLIND_RSA) {
     throw new ProtocolError('wrong_token_type', `token type 0x${tokenType.toString(16).padStart(4, '0')} is not supported (only 0x0002)`);
   }
-  if (b.length !== TOKEN_LENGTH) throw new ProtocolError('wrong_length', `token must be ${TOKEN_LENGTH} bytes, got ${b.length}`);
-  let off = 2;
+  if (b.length !== length) throw new ProtocolError('wrong_length', `${what} must be ${length} bytes, got ${b.length}`);
+}
+
+/** The token input fields of `b` (a token input or a whole token), in wire order; views into `b`. */
+function readTokenInput(b: Uint8Array): TokenInput {
+  let off = 0;
+  const tokenType = readU16(b, off);
+  off += 2;
   const nonce = b.subarray(off, (off += NONCE_LENGTH));
   const challengeDigest = b.subarray(off, (off += CHALLENGE_DIGEST_LENGTH));
   const tokenKeyId = b.subarray(off, (off += NID));
-  const authenticator = b.subarray(off, (off += NK));
-  return { tokenType, nonce, challengeDigest, tokenKeyId, authenticator };
+  return { tokenType, nonce, challengeDigest, tokenKeyId };
+}
+
+/** Decodes a token input (98 bytes: what a client keeps between blind and finalize); fields are views into `b`. */
+export function decodeTokenInput(b: Uint8Array): TokenInput {
+  checkTypeAndLength('token input', b, TOKEN_INPUT_LENGTH);
+  return readTokenInput(b);
+}
+
+/** Decodes a token; fields are views into `b`. */
+export function decodeToken(b: Uint8Array): Token {
+  checkTypeAndLength('token', b, TOKEN_LENGTH);
+  return { ...readTokenInput(b), authenticator: b.subarray(TOKEN_INPUT_LENGTH, TOKEN_INPUT_LENGTH + NK) };
 }

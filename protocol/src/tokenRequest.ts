@@ -3,6 +3,15 @@ import { readU16, writeU16 } from './bytes.js';
 import { NK, TOKEN_REQUEST_LENGTH, TOKEN_RESPONSE_LENGTH, TOKEN_TYPE_BLIND_RSA } from './constants.js';
 import { ProtocolError } from './errors.js';
 
+/**
+ * RFC 9578 §6.1, with Nk = 256:
+ *
+ *   struct {
+ *       uint16_t token_type = 0x0002;  (Type Blind RSA, 2048-bit)
+ *       uint8_t truncated_token_key_id;
+ *       uint8_t blinded_msg[Nk];
+ *   } TokenRequest;
+ */
 export interface TokenRequest {
   tokenType: number;
   /** Last byte of token_key_id. */
@@ -10,6 +19,13 @@ export interface TokenRequest {
   blindedMsg: Uint8Array;
 }
 
+/**
+ * RFC 9578 §6.2, with Nk = 256:
+ *
+ *   struct {
+ *       uint8_t blind_sig[Nk];
+ *   } TokenResponse;
+ */
 export interface TokenResponse {
   blindSig: Uint8Array;
 }

@@ -6,12 +6,14 @@ import {
   decodeBatchTokenResponse,
   decodeToken,
   decodeTokenChallenge,
+  decodeTokenInput,
   decodeTokenRequest,
   decodeTokenResponse,
   encodeBatchTokenRequest,
   encodeBatchTokenResponse,
   encodeToken,
   encodeTokenChallenge,
+  encodeTokenInput,
   encodeTokenRequest,
   fromBase64Url,
   toBase64UrlPadded,
@@ -85,6 +87,19 @@ describe('wire formats', () => {
     });
     it('any byte string either decodes or fails with a typed error', () => {
       fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => onlyTypedErrors(() => decodeToken(b))), { numRuns: 2000 });
+    });
+    it('its token input (98 bytes) is its prefix and decodes to the same fields', () => {
+      const input = encodeTokenInput(token);
+      assert.equal(input.length, 98);
+      assert.deepEqual(input, encodeToken(token).subarray(0, 98));
+      const d = decodeTokenInput(input);
+      assert.deepEqual({ ...d }, { tokenType: 2, nonce: token.nonce, challengeDigest: token.challengeDigest, tokenKeyId: token.tokenKeyId });
+      assert.equal(d.tokenKeyId.buffer, input.buffer, 'decoded fields are views, not copies');
+      expectCode(() => decodeTokenInput(encodeToken(token)), 'wrong_length');
+      const other = Uint8Array.from(input);
+      other[1] = 3;
+      expectCode(() => decodeTokenInput(other), 'wrong_token_type');
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), (b) => onlyTypedErrors(() => decodeTokenInput(b))), { numRuns: 500 });
     });
   });
 

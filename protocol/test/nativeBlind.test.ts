@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
+  BatchSizeMismatchError,
   blindCore,
+  decodeBatchTokenRequest,
+  encodeBatchTokenResponse,
   challengeDigest,
   defaultChallenge,
   encodeTokenRequest,
@@ -134,6 +137,23 @@ describe('native blind client', () => {
         small.map((m) => ({ blindSig: signer.sign(m.request.blindedMsg) })),
       );
       for (const t of ts) verifyToken(t, () => signer.publicKey, digest);
+    });
+
+    it('batch helpers: one batch body out, refused items null, a short answer refused whole', async () => {
+      const native = await NativeTokenClient.forKey(spki);
+      const { body, pending } = await native.createBatch(digest, 4);
+      const requests = decodeBatchTokenRequest(body);
+      assert.equal(requests.length, 4);
+      assert.equal(pending.length, 4);
+      // The issuer refuses item 2 (quota): the other three become tokens, in place.
+      const answer = encodeBatchTokenResponse(requests.map((r, i) => (i === 2 ? null : { blindSig: signer.sign(r.blindedMsg) })));
+      const tokens = await native.finalizeBatch(pending, answer);
+      assert.equal(tokens[2], null);
+      for (const i of [0, 1, 3]) verifyToken(tokens[i]!, () => signer.publicKey, digest);
+      const short = encodeBatchTokenResponse(requests.slice(0, 3).map((r) => ({ blindSig: signer.sign(r.blindedMsg) })));
+      await assert.rejects(native.finalizeBatch(pending, short), (e: unknown) => e instanceof BatchSizeMismatchError && e.answered === 3 && e.requested === 4);
+      const allRefused = await native.finalizeBatch(pending, encodeBatchTokenResponse([null, null, null, null]));
+      assert.deepEqual(allRefused, [null, null, null, null]);
     });
 
     it('a wrong blind signature is refused, never turned into a token', async () => {

@@ -1,6 +1,8 @@
 /** @llmtor/proxy: programmatic entry points (the process entry is main.ts). */
 export { loadConfig, configSchema, ConfigError, type ProxyConfig, type ProxyConfigInput, type CreditPack } from './config.js';
-export { buildProxy, startProxy, type BuiltProxy, type RunningProxy, type ProxyOverrides } from './stack.js';
+export { buildProxy, redemptionSection, startProxy, type BuiltProxy, type RunningProxy, type ProxyOverrides } from './stack.js';
+export { redemptionConfigSchema } from './redemption/config.js';
+export { createLogger } from './logger.js';
 export { startLocalStack, type LocalStack } from './localStack.js';
 export type { AppDeps, RoleModule, Role } from './appTypes.js';
 export { KeyManager } from './keys/keyManager.js';

@@ -15,7 +15,7 @@ import type { AppDeps, RoleModule } from './appTypes.js';
 import { ConfigError, formatZodIssues, issuerRequestUri, type ProxyConfig } from './config.js';
 import { DirectoryKeySource } from './keys/directoryKeySource.js';
 import { EphemeralKeySource } from './keys/ephemeralKeySource.js';
-import { localKeyUnwrapper } from './keys/kek.js';
+import { localKeyUnwrapper } from './keys/localKeyUnwrapper.js';
 import { KeyManager } from './keys/keyManager.js';
 import type { KeySource } from './keys/keySource.js';
 import { createLogger } from './logger.js';

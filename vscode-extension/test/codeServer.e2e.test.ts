@@ -13,15 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { codeServerBinary, startCodeServer, type CodeServer } from '@llmtor/devtools/codeServer';
 import { startTorNetwork, type PeerOwner, type TorNetwork } from '@llmtor/devtools/torNetwork';
-import type * as LocalStackModule from '@llmtor/proxy/localStack';
-import type { LocalStack } from '@llmtor/proxy/localStack';
-import type * as StandInModule from '@llmtor/proxy/upstream/localStandInUpstream';
-import type { LocalStandInUpstream as StandIn } from '@llmtor/proxy/upstream/localStandInUpstream';
+import type * as ProxyTesting from '@llmtor/proxy/testing';
+import type { LocalStack, LocalStandInUpstream as StandIn } from '@llmtor/proxy/testing';
 import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- the proxy package is ESM; this file is CommonJS like the extension */
-const { startLocalStack } = require('@llmtor/proxy/localStack') as typeof LocalStackModule;
-const { LocalStandInUpstream } = require('@llmtor/proxy/upstream/localStandInUpstream') as typeof StandInModule;
+const { startLocalStack, LocalStandInUpstream } = require('@llmtor/proxy/testing') as typeof ProxyTesting;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const ROOT = path.resolve(__dirname, '../../..');

@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { challengeDigest, decodeToken, encodeTokenChallenge, formatWwwAuthenticate, fromBase64Url, MAX_KEYS_PER_PURPOSE, pinnedChallenge, tokenKeyId, type DirectoryKey } from '@llmtor/protocol';
-import type * as LocalStackModule from '@llmtor/proxy/localStack';
-import type { LocalStack } from '@llmtor/proxy/localStack';
+import type * as LocalStackModule from '@llmtor/proxy/testing';
+import type { LocalStack } from '@llmtor/proxy/testing';
 import type * as ControllerModule from '../src/vscode/controller.js';
 import { KeyConsistencyError } from '../src/core/keyConsistency.js';
 import { ChallengeRefusedError, LlmTorClient } from '../src/core/llmtorClient.js';
@@ -25,7 +25,7 @@ import { startSocksServer, type TestSocksServer } from './helpers/socksServer.js
 import { installVscodeStub } from './helpers/vscodeStub.js';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { startLocalStack } = require('@llmtor/proxy/localStack') as typeof LocalStackModule;
+const { startLocalStack } = require('@llmtor/proxy/testing') as typeof LocalStackModule;
 
 const H = 3_600_000;
 

@@ -14,8 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '@llmtor/devtools';
 import { startTorNetwork, type PeerOwner, type TorNetwork } from '@llmtor/devtools/torNetwork';
-import type * as LocalStackModule from '@llmtor/proxy/localStack';
-import type { LocalStack } from '@llmtor/proxy/localStack';
+import type * as LocalStackModule from '@llmtor/proxy/testing';
+import type { LocalStack } from '@llmtor/proxy/testing';
 import { LlmTorClient } from '../src/core/llmtorClient.js';
 import { TorSupervisor } from '../src/core/torSupervisor.js';
 import { TorTransportError } from '../src/core/torTransport.js';
@@ -24,7 +24,7 @@ import { MemorySecretStore, Wallet } from '../src/core/wallet.js';
 
 // The proxy package is ESM; this test file is CommonJS (like the extension).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { startLocalStack } = require('@llmtor/proxy/localStack') as typeof LocalStackModule;
+const { startLocalStack } = require('@llmtor/proxy/testing') as typeof LocalStackModule;
 
 describe('client over a real Tor network to the real proxy', function () {
   this.timeout(180_000);

@@ -3,7 +3,7 @@
  * GET  /v1/account  — balance, purchases and abuse-token state of the holder.
  */
 import Router from '@koa/router';
-import { epochOf } from '@llmtor/protocol';
+import { ACCOUNT_PATH, epochOf, type AccountView } from '@llmtor/protocol';
 import { tooManyRequests } from '../http/apiError.js';
 import type { IdentityContext } from '../identityContext.js';
 import { formatAccountKey, generateAccountKey, hashAccountKey, newAccountId } from './accountKey.js';
@@ -30,14 +30,13 @@ export function accountRoutes(c: IdentityContext): Router {
     }
   });
 
-  router.get('/v1/account', async (ctx) => {
+  router.get(ACCOUNT_PATH, async (ctx) => {
     const accountId = await c.auth.authenticate(ctx);
     const s = await c.store.snapshot(accountId);
     const epoch = epochOf(new Date(c.now()));
     const transientLimit = 1 + c.config.issuance.transientReissuesPerEpoch;
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = {
-      // The opaque reference Stripe sees (client_reference_id); safe to give to support, unlike the key.
+    const body: AccountView = {
       account_ref: accountId,
       balance: s.balance,
       created_at: new Date(s.createdAt).toISOString(),
@@ -57,6 +56,7 @@ export function accountRoutes(c: IdentityContext): Router {
         transient: { epoch, issued: s.transientIssued[epoch] ?? 0, limit: transientLimit },
       },
     };
+    ctx.body = body;
   });
 
   return router;

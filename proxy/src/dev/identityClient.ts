@@ -5,12 +5,14 @@
  * and the benchmark.
  */
 import {
-  decodeBatchTokenResponse,
+  ACCOUNT_PATH,
   defaultChallenge,
   encodeBatchTokenRequest,
   ISSUER_DIRECTORY_PATH,
   MEDIA_TYPE_BATCH_REQUEST,
+  parseAccountView,
   parseIssuerDirectory,
+  type AccountView,
   type IssuerDirectory,
   type KeyPurpose,
   type TokenRequest,
@@ -48,15 +50,10 @@ export async function adminGrant(baseUrl: string, adminToken: string, accountKey
   return r.balance;
 }
 
-export interface AccountView {
-  account_ref: string;
-  balance: number;
-  purchases: { session_id: string; status: string; credits: number; reversed_credits: number }[];
-  abuse_tokens: { permanent: { issued: number; limit: number }; transient: { epoch: string; issued: number; limit: number } };
-}
+export type { AccountView };
 
 export async function getAccount(baseUrl: string, accountKey: string): Promise<AccountView> {
-  return json<AccountView>(await fetch(`${baseUrl}/v1/account`, { headers: { authorization: `Bearer ${accountKey}` } }));
+  return parseAccountView(await json<unknown>(await fetch(`${baseUrl}${ACCOUNT_PATH}`, { headers: { authorization: `Bearer ${accountKey}` } })));
 }
 
 export async function fetchDirectory(baseUrl: string): Promise<IssuerDirectory> {
@@ -66,9 +63,9 @@ export async function fetchDirectory(baseUrl: string): Promise<IssuerDirectory> 
 }
 
 export async function clientFor(dir: IssuerDirectory, purpose: KeyPurpose): Promise<TokenClient> {
-  const k = dir['token-keys'].find((x) => x.purpose === purpose);
-  if (!k) throw new Error(`the directory lists no ${purpose} key`);
-  return TokenClient.forKey(k['token-key']);
+  const key = dir['token-keys'].find((x) => x.purpose === purpose);
+  if (!key) throw new Error(`the directory lists no ${purpose} key`);
+  return TokenClient.forKey(key['token-key']);
 }
 
 export async function blindRequests(client: TokenClient, issuerName: string, n: number): Promise<{ requests: TokenRequest[]; pending: PendingToken[] }> {
@@ -76,24 +73,24 @@ export async function blindRequests(client: TokenClient, issuerName: string, n: 
   return { requests: made.map((m) => m.request), pending: made.map((m) => m.pending) };
 }
 
-/** POSTs one batch; returns the response bytes (throws HttpError on a non-2xx). */
-export async function postBatch(baseUrl: string, accountKey: string, requests: readonly TokenRequest[], idempotencyKey?: string, path = '/token-request'): Promise<Uint8Array> {
+/** POSTs one batch body; returns the response bytes (throws HttpError on a non-2xx). */
+async function postBatchBody(baseUrl: string, accountKey: string, body: Uint8Array, idempotencyKey?: string, path = '/token-request'): Promise<Uint8Array> {
   const headers: Record<string, string> = { authorization: `Bearer ${accountKey}`, 'content-type': MEDIA_TYPE_BATCH_REQUEST };
   if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
-  const res = await fetch(`${baseUrl}${path}`, { method: 'POST', headers, body: encodeBatchTokenRequest(requests) });
+  const res = await fetch(`${baseUrl}${path}`, { method: 'POST', headers, body });
   const buf = new Uint8Array(await res.arrayBuffer());
   if (!res.ok) throw new HttpError(res.status, Buffer.from(buf).toString('utf8'));
   return buf;
 }
 
-/** Blind, issue in one batch, finalize: returns the 354-byte tokens. */
+/** POSTs one batch of requests; returns the response bytes (throws HttpError on a non-2xx). */
+export async function postBatch(baseUrl: string, accountKey: string, requests: readonly TokenRequest[], idempotencyKey?: string, path = '/token-request'): Promise<Uint8Array> {
+  return postBatchBody(baseUrl, accountKey, encodeBatchTokenRequest(requests), idempotencyKey, path);
+}
+
+/** Blind, issue in one batch, finalize (the client's batch helpers): returns the 354-byte tokens the issuer did not refuse. */
 export async function issueTokens(baseUrl: string, accountKey: string, client: TokenClient, issuerName: string, n: number): Promise<Uint8Array[]> {
-  const { requests, pending } = await blindRequests(client, issuerName, n);
-  const resp = decodeBatchTokenResponse(await postBatch(baseUrl, accountKey, requests));
-  const tokens: Uint8Array[] = [];
-  for (let i = 0; i < resp.length; i++) {
-    const r = resp[i];
-    if (r) tokens.push(await client.finalize(pending[i]!, r));
-  }
-  return tokens;
+  const { body, pending } = await client.createBatch(defaultChallenge(issuerName), n);
+  const tokens = await client.finalizeBatch(pending, await postBatchBody(baseUrl, accountKey, body));
+  return tokens.filter((t): t is Uint8Array => t !== null);
 }

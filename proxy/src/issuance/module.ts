@@ -10,7 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { SignerPool } from '@llmtor/protocol/server';
 import { accountRoutes } from '../accounts/accountRoutes.js';
 import { createAuthenticator } from '../accounts/authenticate.js';
-import { adminRoutes } from '../admin/adminRoutes.js';
+import { grantRoutes } from '../admin/grantRoutes.js';
 import type { AppDeps, RoleModule } from '../appTypes.js';
 import { purchaseRoutes } from '../billing/purchaseRoutes.js';
 import { webhookRoutes } from '../billing/webhookRoutes.js';
@@ -70,7 +70,7 @@ export async function createIssuanceModule(deps: AppDeps, o: IssuanceModuleOptio
     accountRoutes(ctx),
     purchaseRoutes(ctx),
     webhookRoutes(ctx),
-    adminRoutes(ctx),
+    grantRoutes(ctx),
     issuanceRoutes(ctx, {
       store: o.store,
       signer,

@@ -4,7 +4,7 @@
  * redemption. The client therefore:
  *
  * - issues only under keys taken from a directory fetched anonymously (a fresh Tor circuit,
- *   at a random time of the refill schedule, never right before an issuance): the identity
+ *   at a random time of the refill schedule, never right before an issuance): the issuance
  *   side is never asked which key to use;
  * - refuses a directory with more keys per purpose than MAX_KEYS_PER_PURPOSE, or with two
  *   "current" keys for one purpose;

@@ -4,17 +4,17 @@
  * drives it directly against a real proxy through a real Tor network.
  *
  * Channels:
- *   identity  (account key)  → IdentityApi over the issuance transport (clearnet or Tor)
+ *   issuance  (account key)  → IssuanceApi over the issuance transport (clearnet or Tor)
  *   anonymous (tokens)       → RedemptionApi over Tor only, a fresh circuit per request
  */
 import { challengeDeviation, challengeDigest, fromBase64Url, parseIssuerDirectory, parseWwwAuthenticate, pinnedChallenge, type IssuerDirectory } from '@llmtor/protocol';
 import { ServerError } from './apiErrors.js';
 import { permanentAction, pickIssuingKey, transientAction, type AbuseTokenAction } from './epoch.js';
 import { checkKeyConsistency, KeyConsistencyError, pinDirectory, type PinDoc } from './keyConsistency.js';
-import { IdentityApi, normalizeAccountKey, type AccountInfo, type CreditPack } from './identityApi.js';
+import { IssuanceApi, normalizeAccountKey, type AccountInfo, type CreditPack } from './issuanceApi.js';
 import { PinStore } from './pinStore.js';
 import { creditsFor, RedemptionApi, type ChatMessage, type ChatResult, type ModelInfo } from './redemptionApi.js';
-import { TokenIssuer, type IssueResult } from './tokenIssuer.js';
+import { TokenMinter, type IssueResult } from './tokenMinter.js';
 import { TorTransportError } from './torTransport.js';
 import type { TorTransport, Transport } from './transport.js';
 import { NoReadyTokensError, type CreditToken, type SecretStore, type Wallet } from './wallet.js';
@@ -34,11 +34,11 @@ export class ChallengeRefusedError extends Error {
 export const ACCOUNT_SECRET_KEY = 'llmtor.accountKey';
 
 export interface LlmTorClientOptions {
-  /** Base URL of the identity side (accounts, purchases, issuance). */
+  /** Base URL of the issuance side (accounts, purchases, issuance). */
   issuerUrl: string;
   /** Base URL of the anonymous side (an .onion address, or https through an exit). */
   redemptionUrl: string;
-  /** Transport for identity calls: clearnet, or Tor (never the circuit of a redemption). */
+  /** Transport for issuance calls: clearnet, or Tor (never the circuit of a redemption). */
   issuance: Transport;
   /** Transport for everything anonymous. */
   tor: TorTransport;
@@ -78,9 +78,9 @@ const NOT_SPENT = new Set(['credits_required', 'too_many_tokens', 'model_not_fou
 const RETRY_SAME = new Set(['upstream_failed', 'upstream_timeout', 'upstream_busy', 'moderation_unavailable', 'request_in_progress', 'stream_cut']);
 
 export class LlmTorClient {
-  readonly identity: IdentityApi;
+  readonly issuance: IssuanceApi;
   readonly redemption: RedemptionApi;
-  readonly issuer: TokenIssuer;
+  readonly minter: TokenMinter;
   readonly wallet: Wallet;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -88,16 +88,16 @@ export class LlmTorClient {
   private modelCache: { at: number; models: ModelInfo[] } | undefined;
   private refilling: Promise<IssueResult> | undefined;
 
-  constructor(private readonly o: LlmTorClientOptions) {
-    this.now = o.now ?? Date.now;
-    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.identity = new IdentityApi(o.issuerUrl, o.issuance);
-    this.redemption = new RedemptionApi(o.redemptionUrl, o.tor);
-    this.wallet = o.wallet;
-    this.pins = o.pins ?? new PinStore(o.secrets);
-    this.issuer = new TokenIssuer({
-      identity: this.identity,
-      wallet: o.wallet,
+  constructor(private readonly opts: LlmTorClientOptions) {
+    this.now = opts.now ?? Date.now;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.issuance = new IssuanceApi(opts.issuerUrl, opts.issuance);
+    this.redemption = new RedemptionApi(opts.redemptionUrl, opts.tor);
+    this.wallet = opts.wallet;
+    this.pins = opts.pins ?? new PinStore(opts.secrets);
+    this.minter = new TokenMinter({
+      issuance: this.issuance,
+      wallet: opts.wallet,
       accountKey: () => this.requireAccountKey(),
       challengeDigest: () => this.challengeDigest(),
       pins: () => this.pins.get(),
@@ -106,13 +106,13 @@ export class LlmTorClient {
   }
 
   get batchSize(): number {
-    return this.o.batchSize;
+    return this.opts.batchSize;
   }
 
   // ---- account -------------------------------------------------------------------------
 
   async accountKey(): Promise<string | undefined> {
-    return (await this.o.secrets.get(ACCOUNT_SECRET_KEY)) ?? undefined;
+    return (await this.opts.secrets.get(ACCOUNT_SECRET_KEY)) ?? undefined;
   }
 
   private async requireAccountKey(): Promise<string> {
@@ -123,8 +123,8 @@ export class LlmTorClient {
 
   /** Creates an account and stores its key; returns the key (shown to the user once). */
   async createAccount(): Promise<string> {
-    const key = await this.identity.createAccount();
-    await this.o.secrets.store(ACCOUNT_SECRET_KEY, key);
+    const key = await this.issuance.createAccount();
+    await this.opts.secrets.store(ACCOUNT_SECRET_KEY, key);
     return key;
   }
 
@@ -132,27 +132,27 @@ export class LlmTorClient {
   async signIn(text: string): Promise<AccountInfo> {
     const key = normalizeAccountKey(text);
     if (!key) throw new Error('an account key is a long number (digits, spaces allowed)');
-    const info = await this.identity.account(key);
-    await this.o.secrets.store(ACCOUNT_SECRET_KEY, key);
+    const info = await this.issuance.account(key);
+    await this.opts.secrets.store(ACCOUNT_SECRET_KEY, key);
     return info;
   }
 
   /** Forgets the account key and every token (they belong to the account). */
   async signOut(): Promise<void> {
-    await this.o.secrets.delete(ACCOUNT_SECRET_KEY);
+    await this.opts.secrets.delete(ACCOUNT_SECRET_KEY);
     await this.wallet.clear();
   }
 
   async account(): Promise<AccountInfo> {
-    return this.identity.account(await this.requireAccountKey());
+    return this.issuance.account(await this.requireAccountKey());
   }
 
   packs(): Promise<CreditPack[]> {
-    return this.identity.packs();
+    return this.issuance.packs();
   }
 
   async purchase(pack: string, idempotencyKey: string): Promise<string> {
-    return (await this.identity.purchase(await this.requireAccountKey(), pack, idempotencyKey)).checkoutUrl;
+    return (await this.issuance.purchase(await this.requireAccountKey(), pack, idempotencyKey)).checkoutUrl;
   }
 
   // ---- models and challenge -------------------------------------------------------------
@@ -166,7 +166,7 @@ export class LlmTorClient {
 
   /** The issuer name the challenge is derived from: configured, else pinned from the anonymous directory. */
   async issuerName(): Promise<string> {
-    if (this.o.issuerName) return this.o.issuerName;
+    if (this.opts.issuerName) return this.opts.issuerName;
     const pinned = (await this.pins.get()).issuerName;
     if (pinned) return pinned;
     throw new ChallengeRefusedError('No issuer name yet: it comes from the issuer directory fetched over Tor (not published by this server?). Set "llmtor.issuerName" to the name your server documents.');
@@ -184,11 +184,11 @@ export class LlmTorClient {
    */
   async refreshDirectory(): Promise<IssuerDirectory> {
     const dir = parseIssuerDirectory(await this.redemption.directory());
-    const mirror = this.o.directoryMirrorUrl ? parseIssuerDirectory(await new RedemptionApi(this.o.directoryMirrorUrl, this.o.tor).directory()) : undefined;
+    const mirror = this.opts.directoryMirrorUrl ? parseIssuerDirectory(await new RedemptionApi(this.opts.directoryMirrorUrl, this.opts.tor).directory()) : undefined;
     const current = await this.pins.get();
     let pins: PinDoc;
     try {
-      pins = pinDirectory(current, dir, this.now(), { ...(this.o.issuerName ? { configuredIssuerName: this.o.issuerName } : {}), ...(mirror ? { mirror } : {}) });
+      pins = pinDirectory(current, dir, this.now(), { ...(this.opts.issuerName ? { configuredIssuerName: this.opts.issuerName } : {}), ...(mirror ? { mirror } : {}) });
     } catch (e) {
       if (e instanceof KeyConsistencyError) await this.pins.set({ ...current, alarm: { message: e.message, at: this.now() } });
       throw e;
@@ -218,7 +218,7 @@ export class LlmTorClient {
 
   /** Gets the named abuse tokens (at a scheduled refill, or on the user's explicit request). */
   async issueAbuse(which: readonly ('permanent' | 'transient')[]): Promise<void> {
-    for (const p of which) await this.issuer.issue(p, 1);
+    for (const p of which) await this.minter.issue(p, 1);
   }
 
   /** Makes sure both abuse tokens are held and current. */
@@ -238,16 +238,16 @@ export class LlmTorClient {
     if (this.refilling) return this.refilling;
     const run = (async () => {
       const total: IssueResult = { issued: 0, refused: 0 };
-      const resumed = await this.issuer.resumePending();
+      const resumed = await this.minter.resumePending();
       total.issued += resumed.issued;
       await this.wallet.dropExpired();
       const balance = opts.balance ?? (await this.account()).balance;
       const { total: have } = await this.wallet.counts();
       // Abuse tokens only for an account with credit to spend (a pseudonym must cost something).
       if (opts.abuse !== false && (balance > 0 || have > 0)) await this.ensureAbuseTokens();
-      const n = Math.min(opts.batch ?? this.o.batchSize, balance);
+      const n = Math.min(opts.batch ?? this.opts.batchSize, balance);
       if (n <= 0) return total;
-      const r = await this.issuer.issue('credit', n);
+      const r = await this.minter.issue('credit', n);
       total.issued += r.issued;
       total.refused += r.refused;
       return total;
@@ -262,7 +262,7 @@ export class LlmTorClient {
   /**
    * Revokes the current transient abuse token over Tor. No new one is requested now: the
    * refill schedule gets it at a later random wake, at least RefillPolicy.revokeGapMs later
-   * and on another circuit, so the identity side cannot tie the revoked token to the account
+   * and on another circuit, so the issuance side cannot tie the revoked token to the account
    * by timing (docs/privacy.md).
    */
   async revokeTransient(): Promise<void> {
@@ -307,7 +307,7 @@ export class LlmTorClient {
       } catch (e) {
         await this.refuseForeignChallenge(e, tokens);
         const outcome = this.classify(e, produced);
-        if (outcome === 'retry' && attempt < (this.o.chatRetries ?? 2) && !opts.signal?.aborted) {
+        if (outcome === 'retry' && attempt < (this.opts.chatRetries ?? 2) && !opts.signal?.aborted) {
           attempt++;
           await this.sleep(retryDelay(e, attempt));
           continue;

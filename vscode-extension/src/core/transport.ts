@@ -1,6 +1,6 @@
 /**
  * One shape for "send an HTTP request somehow": over Tor (a fresh circuit each call) or over
- * the clearnet (identity-side calls only, when the user chose that). Callers that must never
+ * the clearnet (issuance-side calls only, when the user chose that). Callers that must never
  * touch the clearnet (redemption, the key-consistency check) take a `TorTransport`, whose
  * type cannot be satisfied by the clearnet one.
  */
@@ -38,7 +38,7 @@ export function torTransport(socks: SocksEndpoint | (() => SocksEndpoint)): TorT
   };
 }
 
-/** Plain HTTP(S), for identity-side calls only (account, purchase, issuance) when configured. */
+/** Plain HTTP(S), for issuance-side calls only (account, purchase, issuance) when configured. */
 export function clearnetTransport(): Transport {
   return {
     kind: 'clearnet',

@@ -30,7 +30,7 @@ function requireAdmin(c: IdentityContext, ctx: Context): void {
   }
 }
 
-export function adminRoutes(c: IdentityContext): Router {
+export function grantRoutes(c: IdentityContext): Router {
   const router = new Router();
 
   router.post('/v1/admin/grants', async (ctx) => {
