@@ -29,7 +29,7 @@ describe('the /demo page in Chromium', function () {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (scripts/setup.sh installs it)`);
     mkdirSync(ARTIFACTS, { recursive: true });
-    stack = await startLocalStack({ config: { demo: true } });
+    stack = await startLocalStack({ config: { demo: true, logLevel: 'silent' } });
     origin = new URL(stack.url).origin;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -131,7 +131,7 @@ describe('the /demo page in Chromium', function () {
   });
 
   it('is off unless configured, and its free credits only exist on the embedded defaults', async () => {
-    const plain = await startLocalStack();
+    const plain = await startLocalStack({ config: { logLevel: 'silent' } });
     try {
       assert.equal((await fetch(`${plain.url}/demo`)).status, 404);
       assert.equal((await fetch(`${plain.url}/demo/credits`, { method: 'POST' })).status, 404);
