@@ -94,7 +94,7 @@ describe('the /demo page in Chromium', function () {
     await page.locator('#reveal').click();
     assert.match((await page.locator('#match-result').textContent()) ?? '', /checked ✓/);
 
-    for (const id of ['step-sign', 'step-finalize', 'step-redeem', 'step-retry']) {
+    for (const id of ['step-directory', 'step-blind', 'step-sign', 'step-finalize', 'step-redeem', 'step-retry']) {
       await page.evaluate(`document.getElementById(${JSON.stringify(id)}).scrollIntoView({ block: 'start' })`);
       await page.screenshot({ path: path.join(ARTIFACTS, `demo-2-${id}.png`) });
     }

@@ -237,7 +237,7 @@ const STEPS: Step[] = [
         { k: 'answer', v: `${dir['token-keys'].length} public keys — the same document for every client` },
       ]);
       o.issuer.append(seen, nothing('Nothing about you: it cannot tell this fetch from anyone else’s.'));
-      o.redeemer.append(seen.cloneNode(true), nothing('The redeemer verifies tokens with these same public keys.'));
+      o.redeemer.append(nothing('Nothing: this fetch went to the public directory. The redeemer verifies tokens with these same public keys.'));
       o.detail.append(
         h(
           'table',
@@ -505,11 +505,12 @@ const STEPS: Step[] = [
     async run(o) {
       const r = st.redeem!;
       const other = JSON.stringify({ model: (JSON.parse(r.body) as { model: string }).model, messages: [{ role: 'user', content: 'A different question with the same token.' }] });
+      const at = new Date();
       const res = await post('/v1/chat/completions', { headers: r.headers, body: other });
       const j = (await res.json()) as { error?: { code: string; message: string } };
       if (res.ok) throw new Error('the replay was accepted');
       o.issuer.append(nothing('Nothing.'));
-      o.redeemer.append(rows([{ k: 'token', v: `${r.tokens[0]!.label} again` }, { k: 'prompt', v: 'A different question with the same token.' }, { k: 'answer', v: `${res.status} ${j.error?.code ?? ''}` }]));
+      o.redeemer.append(rows([{ k: 'when', v: time(at) }, { k: 'token', v: `${r.tokens[0]!.label} again` }, { k: 'prompt', v: 'A different question with the same token.' }, { k: 'answer', v: `${res.status} ${j.error?.code ?? ''}` }]));
       o.detail.append(h('p', { class: 'refused', id: 'replay-result' }, `HTTP ${res.status} ${j.error?.code ?? ''}: ${j.error?.message ?? ''}`));
     },
   },
@@ -519,12 +520,13 @@ const STEPS: Step[] = [
     lede: 'The network dropped the answer, so the client sends the very same request with the same token. It gets the same answer back, not a second charge: the cached answer opens only with that token.',
     async run(o) {
       const r = st.redeem!;
+      const at = new Date();
       const res = await expectOk(await post('/v1/chat/completions', { headers: r.headers, body: r.body }), 'retry');
       const again = parseSse(await res.text());
       const replayed = res.headers.get('llmtor-replay');
       const same = again === st.answer;
       o.issuer.append(nothing('Nothing.'));
-      o.redeemer.append(rows([{ k: 'token', v: `${r.tokens[0]!.label} again` }, { k: 'prompt', v: 'the same request, byte for byte' }, { k: 'answer', v: `200, llmtor-replay: ${replayed}` }]));
+      o.redeemer.append(rows([{ k: 'when', v: time(at) }, { k: 'token', v: `${r.tokens[0]!.label} again` }, { k: 'prompt', v: 'the same request, byte for byte' }, { k: 'answer', v: `200, llmtor-replay: ${replayed}` }]));
       o.detail.append(h('p', { class: same && replayed === 'true' ? 'ok' : 'error', id: 'retry-result' }, `HTTP ${res.status}, llmtor-replay: ${replayed}; same answer: ${same ? 'yes' : 'no'}; no second token spent.`));
       if (!same || replayed !== 'true') throw new Error('the retry was not served from the cache');
       o.detail.append(
