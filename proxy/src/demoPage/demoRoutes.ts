@@ -6,9 +6,9 @@
  * to this origin only.
  *
  * POST /demo/credits — free credits for the page's fresh account, only on the
- * embedded defaults (ephemeral keys, accounts in this process): there tokens are
- * worthless outside this process. Anywhere else it answers 404 and the page
- * says so.
+ * embedded defaults (ephemeral keys, accounts in this process, the stand-in
+ * upstream): there tokens are worthless outside this process and buy canned
+ * text. Anywhere else it answers 404 and the page says so.
  *
  * GET /demo/docs/<page> — the docs pages the demo links to, as plain text with
  * anchored headings, so the links work without leaving this server.
@@ -26,8 +26,15 @@ import type { DemoAssets } from './bundle.js';
 /** Enough for the page's walk: a batch of credit tokens, a redemption, a replay. */
 export const DEMO_CREDITS = 12;
 
+/**
+ * Free credits only where they buy nothing real: ephemeral keys (tokens verify in this
+ * process only), accounts in this process, and no upstream but the canned-text stand-in.
+ */
 export function demoCreditsAvailable(c: Pick<IdentityContext, 'config'>): boolean {
-  return !c.config.keys.dir && !hasServer(c.config.redis.issuance);
+  const providers = c.config.redemption.providers;
+  const standInOnly =
+    providers === undefined || (typeof providers === 'object' && providers !== null && Object.values(providers).every((p) => (p as { kind?: unknown } | null)?.kind === 'local-stand-in'));
+  return !c.config.keys.dir && !hasServer(c.config.redis.issuance) && standInOnly;
 }
 
 function csp(nonce: string): string {
@@ -137,7 +144,7 @@ export function demoRoutes(c: IdentityContext, assets: DemoAssets): Router {
   });
 
   router.post('/demo/credits', async (ctx) => {
-    if (!demoCreditsAvailable(c)) throw new ApiError(404, 'not_found', 'demo credits exist only on the embedded defaults (ephemeral keys, no Redis)');
+    if (!demoCreditsAvailable(c)) throw new ApiError(404, 'not_found', 'demo credits exist only on the embedded defaults (ephemeral keys, no Redis, the stand-in upstream)');
     const accountId = await c.auth.authenticate(ctx);
     const { balance } = await c.store.snapshot(accountId);
     // Top up to DEMO_CREDITS, never beyond: reloading the page does not mint more.

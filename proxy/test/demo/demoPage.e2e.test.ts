@@ -130,7 +130,7 @@ describe('the /demo page in Chromium', function () {
     assert.equal(foreign.length, before);
   });
 
-  it('is off unless configured, and its free credits only exist on the embedded defaults', async () => {
+  it('is off unless configured, and its free credits only exist on the embedded defaults with the stand-in upstream', async () => {
     const plain = await startLocalStack({ config: { logLevel: 'silent' } });
     try {
       assert.equal((await fetch(`${plain.url}/demo`)).status, 404);
@@ -143,5 +143,9 @@ describe('the /demo page in Chromium', function () {
     assert.equal(demoCreditsAvailable({ config }), true);
     assert.equal(demoCreditsAvailable({ config: { ...config, keys: { ...config.keys, dir: '/keys' } } }), false);
     assert.equal(demoCreditsAvailable({ config: { ...config, redis: { ...config.redis, issuance: { ...config.redis.issuance, url: 'redis://127.0.0.1:6379' } } } }), false);
+    const withProviders = (providers: unknown) => demoCreditsAvailable({ config: { ...config, redemption: { ...config.redemption, providers } } });
+    assert.equal(withProviders({ a: { kind: 'local-stand-in' } }), true);
+    assert.equal(withProviders({ a: { kind: 'local-stand-in' }, real: { baseUrl: 'http://127.0.0.1:9/v1' } }), false);
+    assert.equal(withProviders({ real: { kind: 'openai-compatible', baseUrl: 'http://127.0.0.1:9/v1' } }), false);
   });
 });
