@@ -373,7 +373,7 @@ const STEPS: Step[] = [
   {
     id: 'step-match',
     title: 'Try to match them',
-    lede: `Play the issuer: it kept its ${BATCH} records (blinded_msg, blind_sig) and later sees ${BATCH} tokens. For any record and any token it can compute the blinding factor r′ = blind_sig · authenticator⁻¹ mod n that would explain the pair, and check r′ᵉ · (authenticatorᵉ mod n) ≡ blinded_msg. Shuffle the tokens and check any matching you like.`,
+    lede: `Play the issuer: it kept its ${BATCH} records (blinded_msg, blind_sig) and later sees ${BATCH} tokens. A record and a token can belong together only if some blinding factor r′ turns the token’s message into the record’s blinded_msg. The issuer can compute that r′ = blind_sig · authenticator⁻¹ mod n and check r′ᵉ · (authenticatorᵉ mod n) ≡ blinded_msg. Shuffle the tokens and check any matching you like.`,
     async run(o) {
       st.order = st.issued.map((_, i) => i);
       o.issuer.append(h('ol', { class: 'recs' }, ...st.records.map((r, i) => h('li', {}, `record ${i + 1} `, h('code', {}, short(r.blindedMsg)), ` at ${time(r.at)}`))));
@@ -410,7 +410,7 @@ const STEPS: Step[] = [
           const e = explainPair(key, r.blindedMsg, r.blindSig, t.token!.subarray(98));
           return h('li', { class: e.consistent ? 'ok' : 'bad' }, `record ${i + 1} ⟷ ${t.label}: r′ = `, h('code', {}, `${toHex(toBytes(e.r, 256)).slice(0, 16)}…`), e.consistent ? ' ✓ consistent' : ' ✗ inconsistent');
         });
-        result.replaceChildren(h('ul', { class: 'checks' }, ...lines), h('p', {}, 'Every row checks out — for this matching and for any other. The issuer cannot tell the right one from the wrong ones.'));
+        result.replaceChildren(h('ul', { class: 'checks' }, ...lines), h('p', {}, 'Every row checks out — for this matching and for any other. That is no accident: RSA is one-to-one, so every record–token pair has exactly one r′ that explains it, and the real r were drawn uniformly at random. The records cannot say which matching is the real one (RFC 9474 calls this blindness).'));
       });
       reveal.addEventListener('click', () => {
         const key = st.keys.credit!.key;
