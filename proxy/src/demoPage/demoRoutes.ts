@@ -90,7 +90,10 @@ export function docPage(markdown: string, nonce: string, style: string, name: st
   let block: string[] = [];
   let code = false;
   const flush = () => {
-    if (block.join('').trim()) out.push(`<pre${code ? ' class="code"' : ''}>${escapeHtml(block.join('\n'))}</pre>`);
+    const text = escapeHtml(block.join('\n'));
+    // Outside code blocks: `code` and **bold**, on the escaped text (no markup can come through).
+    const html = code ? text : text.replace(/`([^`\n]+)`/g, '<code>$1</code>').replace(/\*\*([^*\n]+)\*\*/g, '<strong>$1</strong>');
+    if (block.join('').trim()) out.push(`<pre${code ? ' class="code"' : ''}>${html}</pre>`);
     block = [];
   };
   for (const line of markdown.split('\n')) {

@@ -108,6 +108,9 @@ describe('the /demo page in Chromium', function () {
     const doc = await page.request.get(`${stack.url}${href}`);
     assert.equal(doc.status(), 200);
     assert.match(await doc.text(), /<h2 id="batched-issuance">/);
+    await page.goto(`${stack.url}${href}`);
+    await page.locator('h2#batched-issuance').waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-4-docs.png') });
 
     assert.deepEqual(problems, []);
     assert.deepEqual(foreign, [], 'requests to other origins');
