@@ -69,6 +69,11 @@ describe('the /demo page in Chromium', function () {
     assert.match(csp, /connect-src 'self'/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-1-start.png') });
 
+    // One step by hand, then the rest in one go.
+    await page.locator('#next').click();
+    await page.locator('#step-directory[data-state="done"]').waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator('section.step[data-state="pending"]').count(), 8);
+    assert.equal(await page.locator('#next').textContent(), 'Run step 2');
     await page.locator('#run-all').click();
     await page.locator('#status[data-done="true"]').waitFor({ timeout: 90_000 });
     assert.equal(await page.locator('#status[data-error]').count(), 0, await page.locator('#status').textContent() ?? '');
