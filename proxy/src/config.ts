@@ -128,6 +128,11 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * Serve the interactive protocol demo at /demo (issuance role; docs/demo.md). Its free
+     * demo credits exist only on the embedded defaults (ephemeral keys, no Redis).
+     */
+    demo: z.boolean().default(false),
     /** Redemption role settings, validated by the redemption module's own schema. */
     redemption: z.record(z.unknown()).default({}),
   })
@@ -188,6 +193,7 @@ const ENV: readonly [string, string[], EnvKind][] = [
   ['LLMTOR_ABANDONED_AFTER_MS', ['issuance', 'abandonedAfterMs'], 'int'],
   ['LLMTOR_ISSUANCE_KEY_GRACE_MS', ['issuance', 'keyGraceMs'], 'int'],
   ['LLMTOR_SWEEP_INTERVAL_MS', ['issuance', 'sweepIntervalMs'], 'int'],
+  ['LLMTOR_DEMO', ['demo'], 'bool'],
 ];
 
 export class ConfigError extends Error {

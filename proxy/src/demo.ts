@@ -10,7 +10,12 @@
  *   4. verify the finalized tokens against the directory's keys,
  *   5. redeem anonymously (streamed), 6. replay the token on another request
  *      (rejected), 7. retry the same request (the cached answer, no second charge).
- * LLMTOR_DEMO_KEEP=1 leaves the stack running.
+ * Then it serves the interactive page (/demo, docs/demo.md) on the same stack
+ * until Ctrl-C; `--no-serve` (or LLMTOR_DEMO_EXIT=1) stops after the walk.
+ * LLMTOR_DEMO_PORT picks the port (default: a free one).
+ *
+ * The walk is for a person: the stack's warnings about its embedded defaults
+ * are printed as plain lines, not as the JSON log records servers write.
  */
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
@@ -32,8 +37,58 @@ import {
 import { adminGrant, clientFor, createAccount, fetchDirectory, getAccount, issueTokens, postBatch } from './dev/identityClient.js';
 import { startStripeMock, type StripeMock } from './dev/stripeMock.js';
 import { startLocalStack } from './localStack.js';
+import { createLogger } from './logger.js';
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
+
+/** Wraps at ~100 columns with a hanging indent, so a long warning stays readable. */
+function wrap(text: string, indent: string, width = 100): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + word.length + 1 > width - indent.length) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l, i) => (i === 0 ? l : `${indent}${l}`)).join('\n');
+}
+
+/**
+ * A logger whose records become one readable line each ("note: …"). Until
+ * `flush()` they are held, so the start-up notes come as one block after the
+ * stack's address instead of in the middle of the steps.
+ */
+function proseLogger() {
+  const held: string[] = [];
+  let holding = true;
+  const print = (line: string) => (holding ? held.push(line) : log(line));
+  const logger = createLogger({
+    level: 'warn',
+    destination: {
+      write(record: string) {
+        let r: { level?: number; msg?: string; role?: string };
+        try {
+          r = JSON.parse(record) as typeof r;
+        } catch {
+          return print(`   ${record.trim()}`);
+        }
+        const kind = (r.level ?? 40) >= 50 ? 'error' : 'note';
+        print(`   ${kind}: ${wrap(r.msg ?? '', '         ')}`);
+      },
+    },
+  });
+  return {
+    logger,
+    flush() {
+      holding = false;
+      for (const l of held.splice(0)) log(l);
+    },
+  };
+}
+
+const serveAfterWalk = !process.argv.includes('--no-serve') && process.env.LLMTOR_DEMO_EXIT !== '1';
 
 async function main(): Promise<void> {
   let mock: StripeMock | undefined;
@@ -43,13 +98,19 @@ async function main(): Promise<void> {
     log(`(stripe-mock not available: ${(e as Error).message}; buying with an admin grant instead)`);
   }
   const webhookSecret = `whsec_${randomBytes(16).toString('hex')}`;
+  const prose = proseLogger();
+  const port = Number(process.env.LLMTOR_DEMO_PORT ?? 0);
   const stack = await startLocalStack({
-    config: mock ? { stripe: { secretKey: 'sk_test_demo', webhookSecret, apiBase: mock.url } } : {},
+    config: { demo: true, listen: { port }, ...(mock ? { stripe: { secretKey: 'sk_test_demo', webhookSecret, apiBase: mock.url } } : {}) },
+    overrides: { logger: prose.logger },
   });
   try {
-    log(`local stack at ${stack.url} (roles: ${stack.proxy.config.roles.join(', ')})`);
+    log(`A local LLM-Tor stack runs in this process at ${stack.url} (roles: ${stack.proxy.config.roles.join(', ')}), on its embedded defaults:`);
+    prose.flush();
+    log('');
     const key = await createAccount(stack.url);
-    log(`1. account created; account key (shown once): ${key}`);
+    log('1. Open an account. It is a random key, shown once (here) and stored only as a keyed hash:');
+    log(`     ${key}`);
 
     if (mock) {
       const res = await fetch(`${stack.url}/v1/purchases`, {
@@ -58,7 +119,7 @@ async function main(): Promise<void> {
         body: JSON.stringify({ pack: 'small' }),
       });
       const p = (await res.json()) as { checkout_url: string; session_id: string };
-      log(`2. Checkout Session ${p.session_id} created at the Stripe stand-in: ${p.checkout_url}`);
+      log(`2. Buy credits. The Stripe stand-in (stripe-mock) opened Checkout Session ${p.session_id}.`);
       // The demo plays Stripe: the event names the account reference the proxy gave Stripe (shown to the holder too).
       const purchase = (await getAccount(stack.url, key)).account_ref;
       const payload = JSON.stringify({
@@ -69,32 +130,35 @@ async function main(): Promise<void> {
       });
       const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: webhookSecret });
       const wh = await fetch(`${stack.url}/v1/stripe/webhook`, { method: 'POST', headers: { 'stripe-signature': header, 'content-type': 'application/json' }, body: payload });
-      log(`   webhook checkout.session.completed → ${wh.status} ${await wh.text()}`);
+      const outcome = ((await wh.json().catch(() => ({}))) as { outcome?: string }).outcome ?? 'no outcome';
+      log(`   Stripe's signed webhook (checkout.session.completed) was answered ${wh.status}: ${outcome}.`);
     } else {
       await adminGrant(stack.url, stack.adminToken, key, 500);
-      log('2. admin grant of 500 credits');
+      log('2. Buy credits. Without stripe-mock, the admin API grants 500 credits instead.');
     }
-    log(`   balance: ${(await getAccount(stack.url, key)).balance}`);
+    log(`   Balance: ${(await getAccount(stack.url, key)).balance} credits (one credit = one token).`);
 
     const dir = await fetchDirectory(stack.url);
-    log(`3. directory: ${dir['token-keys'].map((k) => `${k.purpose}${k.epoch ? ` ${k.epoch}` : ''}`).join(', ')}; issuer-request-uri ${dir['issuer-request-uri']}`);
+    log('3. Get tokens. The issuer knows the account here, but will never see the tokens.');
+    log(`   The public directory lists one key per purpose: ${dir['token-keys'].map((k) => `${k.purpose}${k.epoch ? ` (epoch ${k.epoch})` : ''}`).join(', ')}.`);
     const credit = await clientFor(dir, 'credit');
     const issuerName = stack.proxy.config.issuerName;
     const short = (b: Uint8Array) => `${toHex(b.subarray(0, 8))}… (${b.length} bytes)`;
-    log(`   one token, step by step (issuer "${issuerName}", credit key id ${short(credit.keyId)}):`);
+    log(`   One token, step by step (issuer "${issuerName}", credit key id ${short(credit.keyId)}):`);
     const one = await credit.createRequest(defaultChallenge(issuerName));
-    log(`     blind:    random nonce + challenge digest + key id → blinded message ${short(one.request.blindedMsg)}; TokenRequest ${encodeTokenRequest(one.request).length} bytes`);
+    log(`     blind      a random nonce, the challenge digest and the key id, blinded with a random r:`);
+    log(`                TokenRequest of ${encodeTokenRequest(one.request).length} bytes, blinded_msg ${short(one.request.blindedMsg)}`);
     const signed = decodeBatchTokenResponse(await postBatch(stack.url, key, [one.request]))[0]!;
-    log(`     sign:     the issuer debits 1 credit and blind-signs without seeing the token: blind_sig ${short(signed.blindSig)}`);
+    log(`     sign       the issuer debits 1 credit and signs what it cannot read: blind_sig ${short(signed.blindSig)}`);
     const first = await credit.finalize(one.pending, signed);
-    log(`     finalize: unblind → Token ${first.length} bytes, authenticator ${short(decodeToken(first).authenticator)} (nonce ${short(decodeToken(first).nonce)})`);
+    log(`     finalize   r is divided out: a Token of ${first.length} bytes, authenticator ${short(decodeToken(first).authenticator)}`);
     verifyToken(first, (id) => (bytesEqual(id, credit.keyId) ? publicKeyFromPssSpki(credit.spki) : undefined), challengeDigest(defaultChallenge(issuerName)));
-    log('     verify:   RSASSA-PSS SHA-384 over the token input checks out with the public key; the issuer cannot tell which request it came from');
+    log('     verify     RSASSA-PSS (SHA-384) checks out with the public key. The issuer cannot tell which request it came from.');
     const tokens = await issueTokens(stack.url, key, credit, issuerName, 100);
-    log(`   issued a batch of ${tokens.length} credit tokens; balance now ${(await getAccount(stack.url, key)).balance}`);
+    log(`   Then ${tokens.length} more in one batched request (balance now ${(await getAccount(stack.url, key)).balance}),`);
     const perm = await issueTokens(stack.url, key, await clientFor(dir, 'permanent'), issuerName, 1);
     const trans = await issueTokens(stack.url, key, await clientFor(dir, 'transient'), issuerName, 1);
-    log(`   abuse tokens: ${perm.length} permanent, ${trans.length} transient`);
+    log(`   and the two abuse tokens that make a pseudonym: ${perm.length} permanent, ${trans.length} transient.`);
 
     const digest = challengeDigest(defaultChallenge(issuerName));
     const keys = dir['token-keys'].map((k) => publicKeyFromPssSpki(fromBase64Url(k['token-key'])));
@@ -103,13 +167,24 @@ async function main(): Promise<void> {
       verifyToken(t, (id) => keys.find((k) => bytesEqual(tokenKeyId(k), id)), digest);
       ok++;
     }
-    log(`4. ${ok} tokens verify against the directory's keys`);
+    log(`4. All ${ok} tokens verify against the directory's keys.`);
 
     await redeemWalk(stack.url, [first, ...tokens], perm[0]!, trans[0]!);
-    if (process.env.LLMTOR_DEMO_KEEP === '1') {
-      log(`stack keeps running at ${stack.url} (admin token ${stack.adminToken}); Ctrl-C to stop`);
-      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    log('');
+    if (!serveAfterWalk) {
+      log(`(--no-serve: stopping here; without it the interactive page would be served at ${stack.url}/demo)`);
+      return;
     }
+    log(`Now watch it in a browser — the client side runs in the page, with two panels per step:`);
+    log('');
+    log(`    ${stack.url}/demo`);
+    log('');
+    log(`The stack keeps serving (admin token for /v1/admin/grants: ${stack.adminToken}). Ctrl-C to stop.`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    log('\nstopping');
   } finally {
     await stack.stop();
     await mock?.stop();
@@ -120,20 +195,21 @@ async function main(): Promise<void> {
 async function redeemWalk(url: string, tokens: Uint8Array[], permanent: Uint8Array, transient: Uint8Array): Promise<void> {
   const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; llmtor: { price_credits: number; bytes_per_credit: number } }[] };
   const model = models.data[0]!;
-  log(`5. models: ${models.data.map((m) => `${m.id} (${m.llmtor.price_credits} credit/request, ${m.llmtor.bytes_per_credit} bytes per credit)`).join(', ')}`);
+  log('5. Redeem, anonymously: no account key, no cookie (a real client also goes over Tor, on a fresh circuit).');
+  log(`   The public price list: ${models.data.map((m) => `${m.id} costs ${m.llmtor.price_credits} credit per request (per ${m.llmtor.bytes_per_credit} bytes)`).join('; ')}.`);
   const abuse = `permanent=${toBase64Url(permanent)}, transient=${toBase64Url(transient)}`;
   const body = JSON.stringify({ model: model.id, stream: true, messages: [{ role: 'user', content: 'Explain in one paragraph why blind signatures make this request unlinkable.' }] });
   const k = model.llmtor.price_credits * Math.max(1, Math.ceil(Buffer.byteLength(body) / model.llmtor.bytes_per_credit));
   const spend = tokens.slice(0, k);
   const headers = { 'content-type': 'application/json', authorization: formatAuthorization(spend), 'llmtor-abuse': abuse };
-  log(`   POST /v1/chat/completions, stream: true, ${k} credit token(s) + the two abuse tokens; no account, no cookie`);
+  log(`   The prompt goes with ${k} credit token${k > 1 ? 's' : ''} and the two abuse tokens, and the answer streams back`);
   const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers, body });
   if (!res.ok || !res.body) throw new Error(`redemption failed: ${res.status} ${await res.text()}`);
   let answer = '';
   let events = 0;
   const decoder = new TextDecoder();
   let buffered = '';
-  process.stdout.write('   streamed answer (from the LOCAL STAND-IN upstream, canned text): ');
+  process.stdout.write('   (from the LOCAL STAND-IN upstream: canned text, not a language model):\n     ');
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     buffered += decoder.decode(chunk, { stream: true });
     let i: number;
@@ -148,12 +224,12 @@ async function redeemWalk(url: string, tokens: Uint8Array[], permanent: Uint8Arr
       process.stdout.write(delta);
     }
   }
-  process.stdout.write(`\n   (${events} SSE events)\n`);
+  process.stdout.write(`\n   (${events} server-sent events)\n`);
 
   const other = JSON.stringify({ model: model.id, messages: [{ role: 'user', content: 'A different question with the same token.' }] });
   const replay = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers, body: other });
   const rj = (await replay.json()) as { error: { code: string; message: string } };
-  log(`6. replay of the same token on another request → ${replay.status} ${rj.error.code}: ${rj.error.message}`);
+  log(`6. Replay: the same token with another prompt is refused — ${replay.status} ${rj.error.code}: ${wrap(rj.error.message, '     ')}.`);
 
   const retry = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers, body });
   const text = await retry.text();
@@ -163,7 +239,10 @@ async function redeemWalk(url: string, tokens: Uint8Array[], permanent: Uint8Arr
     .filter((d) => d && d !== '[DONE]')
     .map((d) => (JSON.parse(d) as { choices: { delta?: { content?: string } }[] }).choices[0]?.delta?.content ?? '')
     .join('');
-  log(`7. retry of the same request with the same token (the answer was "lost") → ${retry.status}, llmtor-replay: ${retry.headers.get('llmtor-replay')}, same answer: ${again === answer}, no second charge`);
+  const fromCache = retry.status === 200 && retry.headers.get('llmtor-replay') === 'true' && again === answer;
+  log(`7. Retry: the very same request again, as if the answer had been lost on the way, ${fromCache ? 'gets the same answer back from the cache' : `did NOT come from the cache (${retry.status})`}`);
+  log(`   (${retry.status}, llmtor-replay: ${retry.headers.get('llmtor-replay')}), and no second token is spent.`);
+  if (!fromCache) throw new Error('the retry was not served from the cache');
 }
 
 main().catch((e: unknown) => {

@@ -35,6 +35,11 @@ export interface IssuanceModuleOptions {
 }
 
 export async function createIssuanceModule(deps: AppDeps, o: IssuanceModuleOptions): Promise<RoleModule & { signer: BatchSigner; sweeper: ReservationSweeper }> {
+  // Loaded only when enabled, and before the signer starts (nothing to stop if it fails): it
+  // bundles the page's script with esbuild, a development dependency.
+  const demo = o.config.demo
+    ? await Promise.all([import('../demoPage/bundle.js'), import('../demoPage/demoRoutes.js')]).then(async ([b, r]) => ({ assets: await b.buildDemoAssets(), demoRoutes: r.demoRoutes }))
+    : undefined;
   const signer = o.signer ?? new SignerPool(o.config.issuance.signerThreads);
   let signerHasKeys = false;
   await o.keys.onSigningKeys(async (keys: Map<string, KeyObject>) => {
@@ -66,6 +71,10 @@ export async function createIssuanceModule(deps: AppDeps, o: IssuanceModuleOptio
   };
 
   const router = new Router();
+  if (demo) {
+    const r = demo.demoRoutes(ctx, demo.assets);
+    router.use(r.routes(), r.allowedMethods());
+  }
   for (const r of [
     accountRoutes(ctx),
     purchaseRoutes(ctx),
