@@ -217,6 +217,9 @@ export interface TorNetwork {
   /** The first start-time onion, if any. */
   readonly onionAddress: string | undefined;
   readonly timings: TorNetworkTimings;
+  /** The `DirAuthority` torrc lines of this network, for extra tor processes that join it
+   * (with `TestingTorNetwork 1`), e.g. onion services run outside this harness. */
+  readonly dirAuthorityLines: readonly string[];
   socksUrl(isolationKey?: string): string;
   addOnion(localPort: number, opts?: AddOnionOptions): Promise<string>;
   removeOnion(address: string): Promise<void>;
@@ -720,6 +723,7 @@ class TorNetworkImpl implements TorNetwork {
   pids = {} as Record<TorRole, number>;
   dataDirs = {} as Record<TorRole, string>;
   onions: OnionInfo[] = [];
+  dirAuthorityLines: string[] = [];
   timings: TorNetworkTimings = { descriptorsMs: 0, consensusMs: 0, bootstrapMs: 0, exitReadyMs: 0, onionReadyMs: {}, keysCached: false };
   stopped = false;
 
@@ -1189,6 +1193,7 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
       return `DirAuthority ${key.nickname} orport=${ports.or[role]} no-v2 v3ident=${key.v3ident} 127.0.0.1:${ports.dir[role]} ${key.fingerprint}`;
     });
     AUTHORITY_ROLES.forEach((role, k) => (netw.fingerprints[role] = keys[k]!.fingerprint));
+    netw.dirAuthorityLines = dirAuthorityLines;
 
     const envLevel = process.env['LLMTOR_TORNET_LOGLEVEL'] ?? '';
     const logLevel = /^(debug|info|notice|warn|err)$/.test(envLevel) ? envLevel : 'notice';
