@@ -120,6 +120,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "llmtor.torrc" -}}
 DataDirectory /var/lib/tor/data/tor
 SocksPort 0
+# No GeoIP lookups (and no GeoIP files in the image).
+GeoIPFile ""
+GeoIPv6File ""
 # hs/ is made by the onion-key init container (key derived per pod, ob_config naming the front).
 HiddenServiceDir /var/lib/tor/data/hs
 HiddenServicePort {{ .Values.tor.virtualPort }} 127.0.0.1:{{ .Values.proxy.port }}
