@@ -125,6 +125,10 @@ export interface StartTorNetworkOptions {
   torGencertPath?: string;
   /** Keep a temporary data dir after stop (also: env LLMTOR_TORNET_KEEP=1). */
   keepDataDir?: boolean;
+  /** Address of the relays' ORPorts and the authorities' DirPorts (default 127.0.0.1), e.g. an
+   * address on a bridge so that tor instances in pods can join; control and SOCKS ports stay
+   * on 127.0.0.1. Must be an address of this machine. */
+  relayAddress?: string;
 }
 
 export interface CircuitHopInfo {
@@ -1188,9 +1192,10 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     netw.controlPort = ports.control.client;
     netw.onionControlPort = ports.control.onionService;
 
+    const relayAddress = opts.relayAddress ?? '127.0.0.1';
     const dirAuthorityLines = AUTHORITY_ROLES.map((role, k) => {
       const key = keys[k]!;
-      return `DirAuthority ${key.nickname} orport=${ports.or[role]} no-v2 v3ident=${key.v3ident} 127.0.0.1:${ports.dir[role]} ${key.fingerprint}`;
+      return `DirAuthority ${key.nickname} orport=${ports.or[role]} no-v2 v3ident=${key.v3ident} ${relayAddress}:${ports.dir[role]} ${key.fingerprint}`;
     });
     AUTHORITY_ROLES.forEach((role, k) => (netw.fingerprints[role] = keys[k]!.fingerprint));
     netw.dirAuthorityLines = dirAuthorityLines;
@@ -1212,8 +1217,8 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     ];
     const relayLines = (role: RelayRole) => [
       `Nickname ${NICKNAMES[role]}`,
-      `ORPort 127.0.0.1:${ports.or[role]}`,
-      'Address 127.0.0.1',
+      `ORPort ${relayAddress}:${ports.or[role]}`,
+      `Address ${relayAddress}`,
       'AssumeReachable 1',
       'SocksPort 0',
     ];
@@ -1247,7 +1252,7 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
       netw.spawnTor(role, dd, [
         ...common(role, dd),
         ...relayLines(role),
-        `DirPort 127.0.0.1:${ports.dir[role]}`,
+        `DirPort ${relayAddress}:${ports.dir[role]}`,
         'ExitRelay 0',
         'AuthoritativeDirectory 1',
         'V3AuthoritativeDirectory 1',
