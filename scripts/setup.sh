@@ -4,7 +4,8 @@
 #   --packages    npm dependencies and the Debian packages (enough for `make bench`)
 #   (default)     also the real parts the tests use: redis-server, tor, chromium,
 #                 ripgrep and the Go-built test tools (stripe-mock, helm,
-#                 kube-apiserver + etcd) and code-server, each cached outside the repo.
+#                 kube-apiserver + etcd, the single-node cluster's binaries) and
+#                 code-server, each cached outside the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,6 +40,16 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v rg >/dev/null || need+=(ripgrep)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)
 command -v openssl >/dev/null || need+=(openssl)
+# The single-node cluster (docs/kube-node.md): container runtime, CNI plugins, kube-proxy's
+# iptables, the API relay (socat), busybox for the test image, gcc for the pause binary.
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
+command -v conntrack >/dev/null || need+=(conntrack)
+command -v socat >/dev/null || need+=(socat)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
@@ -49,7 +60,7 @@ fi
 [ "${1:-}" = "--packages" ] && exit 0
 
 # Go-built and npm-built test tools (each script is idempotent and caches under $LLMTOR_CACHE).
-for s in scripts/install-stripe-mock.sh scripts/install-helm.sh scripts/install-onionbalance.sh scripts/kube/build.sh scripts/install-code-server.sh; do
+for s in scripts/install-stripe-mock.sh scripts/install-helm.sh scripts/install-onionbalance.sh scripts/kube/build.sh scripts/kube/build-node.sh scripts/install-code-server.sh; do
   if [ -f "$s" ]; then
     log "$s"
     bash "$s"

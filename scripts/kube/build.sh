@@ -21,6 +21,7 @@
 # supported skew is +-1 minor, so a 1.33 server is within it either way. etcd 3.5.21 is
 # the version Kubernetes 1.33 is built and tested against (etcd client in its go.mod).
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
 KUBE_VERSION="${KUBE_VERSION:-v1.33.13}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"
@@ -61,40 +62,9 @@ t0=$(date +%s)
 mkdir -p "$WORK/kube"
 cd "$WORK/kube"
 log "resolving k8s.io/kubernetes@$KUBE_VERSION"
-KMOD_JSON="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION")"
-KGOMOD="$(printf '%s' "$KMOD_JSON" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' | head -n1)"
-KCOMMIT="$(printf '%s' "$KMOD_JSON" | sed -n 's/^[[:space:]]*"Hash": "\([0-9a-f]*\)",\{0,1\}$/\1/p' | head -n1)"
-[[ -f "$KGOMOD" ]] || { log "could not download go.mod of k8s.io/kubernetes@$KUBE_VERSION"; exit 1; }
-STAGING_VERSION="v0.${KUBE_VERSION#v1.}"          # v1.33.13 -> v0.33.13
-KMAJOR=1
-KMINOR="$(echo "$KUBE_VERSION" | cut -d. -f2)"
-GOVER_LINE="$(grep -E '^go [0-9]' "$KGOMOD" | head -n1)"
-
-{
-  echo "module llmtor.local/kubebuild"
-  echo
-  echo "$GOVER_LINE"
-  echo
-  echo "require k8s.io/kubernetes $KUBE_VERSION"
-  echo
-  echo "replace ("
-  # every `k8s.io/X => ./staging/src/k8s.io/X` becomes the published k8s.io/X v0.<minor>.<patch>
-  grep -E '^[[:space:]]*(replace[[:space:]]+)?k8s\.io/[A-Za-z0-9._/-]+[[:space:]]+=>[[:space:]]+\./staging/' "$KGOMOD" \
-    | sed -E 's/^[[:space:]]*(replace[[:space:]]+)?(k8s\.io\/[A-Za-z0-9._\/-]+)[[:space:]]+=>.*/\t\2 => \2 '"$STAGING_VERSION"'/'
-  echo ")"
-} > go.mod
-# Keep the same godebug defaults as the upstream build, if any.
-if grep -qE '^godebug' "$KGOMOD"; then
-  awk '/^godebug \(/{p=1} p{print} p&&/^\)/{p=0} /^godebug [^(]/{print}' "$KGOMOD" >> go.mod
-fi
-log "$(grep -c '=> k8s.io' go.mod) staging replace lines -> $STAGING_VERSION"
-
-LD_KUBE=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  LD_KUBE+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$KMAJOR -X $pkg.gitMinor=$KMINOR"
-  LD_KUBE+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  [[ -n "$KCOMMIT" ]] && LD_KUBE+=" -X $pkg.gitCommit=$KCOMMIT"
-done
+# shellcheck source=scripts/kube/lib.sh
+source "$HERE/lib.sh"
+write_kube_gomod llmtor.local/kubebuild "$KUBE_VERSION"
 log "building kube-apiserver $KUBE_VERSION with $(go env GOVERSION)"
 go build "${BUILD_FLAGS[@]}" -ldflags "-s -w$LD_KUBE" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
 mv -f "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
