@@ -129,6 +129,8 @@ export interface StartTorNetworkOptions {
    * address on a bridge so that tor instances in pods can join; control and SOCKS ports stay
    * on 127.0.0.1. Must be an address of this machine. */
   relayAddress?: string;
+  /** Wait for a fetch through the exit before resolving (default true); onion-only users may skip it. */
+  exitProbe?: boolean;
 }
 
 export interface CircuitHopInfo {
@@ -1425,7 +1427,7 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     await new Promise<void>((r) => probeServer.listen(0, '127.0.0.1', () => r()));
     const probePort = (probeServer.address() as net.AddressInfo).port;
     let lastError = '';
-    await race(
+    if (opts.exitProbe !== false) await race(
       waitFor('a fetch through the exit', async () => {
         try {
           const text = await socksHttpGet(netw.socksPort, '127.0.0.1', probePort, '/probe', Math.min(10_000, Math.max(1000, deadline - Date.now())));
