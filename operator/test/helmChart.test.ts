@@ -257,7 +257,8 @@ describe('Helm chart helm/llmtor', function () {
   });
 
   it('NOTES.txt says how to reach issuance, read the onion address and rotate the keys', async () => {
-    const { stdout } = await run(helm, ['install', 'llmtor', CHART, '--dry-run=client', '--namespace', 'notes', '--kube-version', env.kubeVersion, '--set', 'redis.bundled.enabled=true', '--set', 'tor.enabled=true', '--set', 'tor.hiddenServiceSecret=front-key'], { maxBuffer: 1 << 24 });
+    const ns = await newNamespace(env, 'notes');
+    const { stdout } = await run(helm, ['install', 'llmtor', CHART, '--dry-run=server', '--kubeconfig', env.kubeconfigPath, '--namespace', ns, '--set', 'redis.bundled.enabled=true', '--set', 'tor.enabled=true', '--set', 'tor.hiddenServiceSecret=front-key'], { maxBuffer: 1 << 24 });
     const notes = stdout.slice(stdout.indexOf('NOTES:'));
     assert.match(notes, /port-forward svc\/llmtor-issuance/);
     assert.match(notes, /get secret front-key -o jsonpath='\{\.data\.hostname\}' \| base64 -d/);
@@ -297,8 +298,9 @@ describe('Helm chart helm/llmtor', function () {
             execFileSync('chown', [`0:${fsGroup}`, d]);
             execFileSync('chmod', ['2777', d]);
           } else {
+            // Volumes the proxy container alone mounts (signing keys, …) are not needed here.
+            if (v.secret && !secretData[v.secret.secretName]) continue;
             const data: Record<string, Buffer> = v.secret ? secretData[v.secret.secretName]! : Object.fromEntries(Object.entries(byName('ConfigMap', v.configMap.name).data as Record<string, string>).map(([k, x]) => [k, Buffer.from(x)]));
-            assert.ok(data, `test data for volume ${v.name}`);
             const items: Array<{ key: string; path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
             for (const it of items) {
               writeFileSync(join(d, it.path), data[it.key]!);
@@ -311,7 +313,8 @@ describe('Helm chart helm/llmtor', function () {
         return dirs;
       };
       const mapPaths = (c: Record<string, any>, dirs: Map<string, string>, text: string) => { // eslint-disable-line @typescript-eslint/no-explicit-any
-        for (const m of [...c.volumeMounts].sort((a, b) => b.mountPath.length - a.mountPath.length)) text = text.split(m.mountPath).join(dirs.get(m.name)!);
+        // Whole path segments only (/etc/llmtor/onion is not a prefix of /etc/llmtor/onion-frontend).
+        for (const m of [...c.volumeMounts].sort((a, b) => b.mountPath.length - a.mountPath.length)) text = text.replace(new RegExp(`${m.mountPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|$|\\s)`, 'gm'), dirs.get(m.name)!);
         return text;
       };
       const runAs = (c: Record<string, any>, dirs: Map<string, string>, env: Record<string, string>) => { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -321,7 +324,7 @@ describe('Helm chart helm/llmtor', function () {
       };
 
       // Onionbalance's init container: its config lists the backends.
-      const obDirs = makeVolumes(onionbalance, 'onionbalance');
+      const obDirs = makeVolumes(onionbalance.spec.template, 'onionbalance');
       runAs(onionbalance.spec.template.spec.initContainers[0], obDirs, {});
       const obConfig = JSON.parse(readFileSync(join(obDirs.get('onionbalance-config')!, 'config.yaml'), 'utf8')) as { services: Array<{ key: string; instances: Array<{ address: string }> }> };
       assert.equal(obConfig.services[0]!.key, '/etc/llmtor/onion-frontend/hs_ed25519_secret_key');
@@ -329,12 +332,12 @@ describe('Helm chart helm/llmtor', function () {
       assert.equal(listed.length, 2);
 
       for (const [i, podName] of ['llmtor-redemption-0', 'llmtor-redemption-1'].entries()) {
-        const dirs = makeVolumes(redemption, podName);
+        const dirs = makeVolumes(redemption.spec.template, podName);
         const podSpec = redemption.spec.template.spec;
         runAs(podSpec.initContainers.find((c: { name: string }) => c.name === 'onion-key'), dirs, { POD_NAME: podName });
         const tor = podSpec.containers.find((c: { name: string }) => c.name === 'tor');
         const torrc = mapPaths(tor, dirs, readFileSync(join(dirs.get('torrc')!, 'torrc'), 'utf8')) + '\nDisableNetwork 1\nGeoIPFile ""\nGeoIPv6File ""\nLog notice stdout\n';
-        const torrcFile = join(root, podName, 'torrc');
+        const torrcFile = join(root, podName, 'torrc.effective');
         writeFileSync(torrcFile, torrc, { mode: 0o644 });
         const hsDir = /^HiddenServiceDir (\S+)$/m.exec(torrc)![1]!;
         // Real tor, as the pod's uid, until it has written the hostname (or refused the directory).
