@@ -254,6 +254,17 @@ describe('Helm chart helm/llmtor', function () {
     }
     const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: out });
     assert.equal(r.code, 0, r.stderr);
+
+    // A real install and upgrade (objects only; no kubelet here): the password and the onion seed are kept.
+    const h = (...args: string[]) => run(helm, [...args, '--kubeconfig', env.kubeconfigPath, '--namespace', ns, '--set', 'redis.bundled.enabled=true', '--set', 'tor.enabled=true', '--set', 'tor.hiddenServiceSecret=front', '--set', 'tokenIssuer.create=false', '--skip-crds'], { maxBuffer: 1 << 24 });
+    const secrets = async () => {
+      const get = async (name: string, key: string) => JSON.parse((await env.kubectl(['get', 'secret', name, '-n', ns, '-o', 'json'])).stdout).data[key] as string;
+      return [await get('llmtor-redis-auth', 'password'), await get('llmtor-onion-backend-seed', 'seed')];
+    };
+    await h('install', 'llmtor', CHART);
+    const first = await secrets();
+    await h('upgrade', 'llmtor', CHART, '--set', 'proxy.logLevel=debug');
+    assert.deepEqual(await secrets(), first, 'upgrade keeps the generated password and seed');
   });
 
   it('NOTES.txt says how to reach issuance, read the onion address and rotate the keys', async () => {
