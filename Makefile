@@ -1,5 +1,5 @@
 # LLM-Tor — see README.md. `make demo` and `make test` do their own set-up.
-.PHONY: demo test test-only build lint bench setup clean
+.PHONY: demo test test-only build lint bench setup clean images
 
 demo: build
 	node proxy/dist/src/demo.js
@@ -26,6 +26,12 @@ bench:
 	npm run build
 	npm run bench --workspaces --if-present
 
+# OCI archives of the images, no container engine needed (docs/deploy.md, "Images"):
+# dist/images/<image>-<tag>.oci.tar and dist/images/images.json. `make images IMAGES="proxy tor"` for some.
+images:
+	bash scripts/setup.sh --node-only
+	node scripts/images/build.mjs $(IMAGES)
+
 clean:
 	npx tsc -b --clean
-	rm -rf coverage test-artifacts
+	rm -rf coverage test-artifacts dist
