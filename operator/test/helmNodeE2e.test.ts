@@ -249,7 +249,8 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
     try {
       node = await stage('start the node', () => startKubeNode({ log: (l) => process.env.LLMTOR_E2E_VERBOSE && console.log(`      ${l}`) }));
     } catch (e) {
-      return missing(`the kube node did not start: ${(e as Error).message.split('\n').slice(0, 4).join(' | ')}`);
+      console.log((e as Error).message);
+      return missing('the kube node did not start (above)');
     }
     await stage('import images', async () => {
       for (const c of IMAGES) if (images[c]) await node!.importImage(images[c]!);
@@ -349,6 +350,10 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       const pods = await redemptionPods();
       const before = await Promise.all(pods.map((p) => metricOf(p.status.podIP!)));
       let n = 0;
+      // A front descriptor built before Onionbalance fetched every backend lists some pods only,
+      // and the client would cache it: wait for one from both, then for its upload (every ~20 s).
+      await until('Onionbalance builds the front from both backends', async () => /intros from 2 instances/.test(await kubectl(['logs', 'deploy/llmtor-onionbalance', '-c', 'onionbalance'])), 300_000, 3_000);
+      await new Promise((r) => setTimeout(r, 25_000));
       await until(`a redemption through ${frontAddress}`, async () => {
         const [token] = await client.creditTokens(1);
         const r = await client.redeem(`http://${frontAddress}`, token!, new SocksProxyAgent(network!.socksUrl(), { timeout: 30_000 }));

@@ -36,7 +36,9 @@ export interface OnionFront {
   readonly frontAddress: string;
   /** Backend onion addresses, in the order of backendPorts. */
   readonly backendAddresses: readonly string[];
-  /** Resolves when Onionbalance has uploaded the front's descriptor to an HSDir (ms since start). */
+  /** Resolves when Onionbalance has uploaded a front descriptor made from every backend's
+   * introduction points to an HSDir (ms since start). An earlier one, made before every backend's
+   * descriptor was fetched, would send clients (which cache it) to some backends only. */
   frontUploaded(timeoutMs: number): Promise<number>;
   logTail(name: string, lines?: number): string;
   stop(): Promise<void>;
@@ -71,7 +73,8 @@ export async function startOnionFront(opts: OnionFrontOptions): Promise<OnionFro
   const procs = new Map<string, Proc>();
   const controls: TorControl[] = [];
   const spawnLogged = (name: string, cmd: string, args: string[]): Proc => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Unbuffered: Onionbalance's log lines are read while it runs.
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
     live.add(child);
     const p: Proc = {
       child,
@@ -153,12 +156,12 @@ export async function startOnionFront(opts: OnionFrontOptions): Promise<OnionFro
     }
     if (!ctl) throw new Error(`Onionbalance's tor did not open its control port:\n${procs.get('onionbalance-tor')!.output}`);
     controls.push(ctl);
-    let uploadedAt: number | undefined;
+    const uploads: number[] = [];
     const front = frontAddress.replace(/\.onion$/, '');
     const hsEvents: string[] = [];
     ctl.on('event', (e: { type: string; line: string }) => {
       if (e.type === 'HS_DESC') hsEvents.push(e.line);
-      if (e.type === 'HS_DESC' && uploadedAt === undefined && e.line.startsWith(`HS_DESC UPLOADED ${front} `)) uploadedAt = Date.now() - t0;
+      if (e.type === 'HS_DESC' && e.line.startsWith(`HS_DESC UPLOADED ${front} `)) uploads.push(Date.now() - t0);
     });
     await ctl.setEvents(['HS_DESC']);
     
@@ -172,13 +175,17 @@ export async function startOnionFront(opts: OnionFrontOptions): Promise<OnionFro
       backendAddresses,
       async frontUploaded(timeoutMs: number) {
         const deadline = Date.now() + timeoutMs;
-        while (uploadedAt === undefined) {
-          const obProc = procs.get('onionbalance')!;
+        const obProc = procs.get('onionbalance')!;
+        let allSince: number | undefined;
+        for (;;) {
+          // Onionbalance logs "We got N intros from M instances" when it builds a descriptor.
+          if (allSince === undefined && [...obProc.output.matchAll(/intros from (\d+) instances/g)].some((m) => Number(m[1]) >= opts.backendPorts.length)) allSince = Date.now() - t0;
+          const done = allSince === undefined ? undefined : uploads.find((u) => u >= allSince!);
+          if (done !== undefined) return done;
           if (obProc.child.exitCode !== null) throw new Error(`onionbalance exited (${obProc.child.exitCode}):\n${obProc.output.slice(-3_000)}`);
-          if (Date.now() > deadline) throw new Error(`no upload of the front's descriptor within ${timeoutMs} ms; HS_DESC events:\n${hsEvents.slice(-20).join('\n')}\nonionbalance says:\n${obProc.output.slice(-1_500)}`);
+          if (Date.now() > deadline) throw new Error(`no upload of a front descriptor with every backend within ${timeoutMs} ms; HS_DESC events:\n${hsEvents.slice(-20).join('\n')}\nonionbalance says:\n${obProc.output.slice(-1_500)}`);
           await new Promise((r) => setTimeout(r, 250));
         }
-        return uploadedAt;
       },
       logTail(name: string, lines = 30) {
         const p = procs.get(name);

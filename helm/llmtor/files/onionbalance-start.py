@@ -7,7 +7,19 @@ import sys
 import time
 
 import stem.control
+from onionbalance.hs_v3 import params
 from onionbalance.manager import main
+
+if "--is-testnet" in sys.argv:
+    # Onionbalance's test-network mode calls a backend offline when its descriptor was fetched more
+    # than 20 s ago, while it fetches every 20 s: on a loaded machine a slow fetch round then drops
+    # every backend and the front is never published. Two minutes keeps the fast cadence otherwise.
+    params.INSTANCE_DESCRIPTOR_TOO_OLD_TESTNET = 120
+    # Onionbalance 0.2.4 (hashring.py) loops forever on the second replica when the first took
+    # every HSDir, as it does when a network has no more HSDirs than HSDIR_SPREAD_STORE (4): a
+    # private network's three authorities. One HSDir per replica avoids that; tor clients try
+    # each responsible HSDir in turn. The public network has thousands: untouched there.
+    params.HSDIR_SPREAD_STORE = 1
 
 port = int(sys.argv[1])
 deadline = time.monotonic() + 600
