@@ -17,7 +17,7 @@
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -79,6 +79,12 @@ export interface KubeNodeOptions {
   kubectlPath?: string;
   /** time allowed for the node to become ready; default 150 s */
   readyTimeoutMs?: number;
+  /**
+   * How long to wait while another live process owns the node (one node per machine;
+   * parallel test runs take turns); default 20 min. A node whose owner exited (a crashed
+   * test, or `node.sh up`, whose command returns) is taken over at once.
+   */
+  waitForOtherMs?: number;
   /** progress lines (e.g. console.error) */
   log?: (line: string) => void;
 }
@@ -104,8 +110,13 @@ export interface KubeNode {
   kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
   /** run a command inside the node's network namespace (same mounts and pid namespace as the host) */
   exec(cmd: string[], opts?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
-  /** `ctr -n k8s.io images import <archive>` (an OCI or docker archive); returns the image names imported */
-  importImage(archivePath: string): Promise<string[]>;
+  /**
+   * `ctr -n k8s.io images import <archive>` (an OCI or docker archive); returns the image
+   * names imported. An OCI index entry is named by its `io.containerd.image.name`
+   * annotation; for one with only `org.opencontainers.image.ref.name` (a tag), pass
+   * `baseName` (e.g. 'ghcr.io/llmtor/llmtor-proxy' -> 'ghcr.io/llmtor/llmtor-proxy:<tag>').
+   */
+  importImage(archivePath: string, opts?: { baseName?: string }): Promise<string[]>;
   /** relay 127.0.0.1:<port> on the host to host:port inside the namespace (a pod IP or ClusterIP) */
   exposeToHost(host: string, port: number): Promise<{ port: number; close(): Promise<void> }>;
   /**
@@ -170,10 +181,12 @@ function inNs(cmd: string[], opts: { input?: string; timeoutMs?: number } = {}):
   return run('nsenter', [...NSENTER, ...cmd], opts);
 }
 
+/** Start time of a live process (undefined when gone or a zombie waiting for its reaper). */
 function procStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' || f[0] === 'X' ? undefined : f[19];
   } catch {
     return undefined;
   }
@@ -201,9 +214,17 @@ function httpsGet(url: string, ca: string, token: string): Promise<{ status: num
   });
 }
 
-async function waitUntil(what: string, deadline: number, check: () => Promise<boolean>, why: () => Promise<string>): Promise<void> {
+async function waitUntil(
+  what: string,
+  deadline: number,
+  check: () => Promise<boolean>,
+  why: () => Promise<string>,
+  dead: () => string[] = () => [],
+): Promise<void> {
   let last = '';
   while (Date.now() < deadline) {
+    const gone = dead();
+    if (gone.length) throw new Error(`${what}: ${gone.join(', ')} exited\n${await why()}`);
     try {
       if (await check()) return;
     } catch (e) {
@@ -269,7 +290,7 @@ function spawnDetached(dir: string, name: string, cmd: string, args: string[], n
       detached: true,
       stdio: ['ignore', fd, fd],
       // Never pull or send anything through a proxy; the namespace has no route out anyway.
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: join(dir, 'home'), NO_PROXY: '*' },
+      env: { PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`, HOME: join(dir, 'home'), NO_PROXY: '*' },
     };
     const child = spawn(c, a, opts);
     child.unref();
@@ -283,7 +304,7 @@ function spawnDetached(dir: string, name: string, cmd: string, args: string[], n
   }
 }
 
-async function killAll(procs: ProcRecord[], graceMs: number): Promise<void> {
+async function killAll(procs: ProcRecord[], graceMs: number, log: (l: string) => void = () => undefined): Promise<void> {
   const live = procs.filter(alive);
   for (const p of live) {
     try {
@@ -294,7 +315,9 @@ async function killAll(procs: ProcRecord[], graceMs: number): Promise<void> {
   }
   const deadline = Date.now() + graceMs;
   while (live.some(alive) && Date.now() < deadline) await sleep(100);
-  for (const p of live.filter(alive)) {
+  const stubborn = live.filter(alive);
+  if (stubborn.length) log(`SIGKILL after ${graceMs} ms: ${stubborn.map((p) => p.name).join(', ')}`);
+  for (const p of stubborn) {
     try {
       process.kill(p.pid, 'SIGKILL');
     } catch {
@@ -305,14 +328,14 @@ async function killAll(procs: ProcRecord[], graceMs: number): Promise<void> {
   while (live.some(alive) && Date.now() < hard) await sleep(50);
 }
 
-/** Every pid whose command line names `needle` (our containerd socket: the shims). */
-function pidsWithArg(needle: string): ProcRecord[] {
+/** Every pid with an argument naming a path under `dir` (components, shims by our containerd socket, relays). */
+function pidsReferencing(dir: string): ProcRecord[] {
   const out: ProcRecord[] = [];
   for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const cmdline = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmdline.split('\0').includes(needle)) {
+      if (cmdline.split('\0').some((a) => a.includes(`${dir}/`))) {
         const start = procStart(Number(e));
         if (start) out.push({ name: 'shim', pid: Number(e), start });
       }
@@ -400,6 +423,50 @@ async function unmountAll(prefix: string): Promise<void> {
   }
 }
 
+/**
+ * `<dir>.lock` holds "<pid> <start time>" of the process that owns the node. Created with
+ * O_EXCL, so two callers never both win; a lock whose process is gone is stale.
+ */
+async function takeOwnership(dir: string, waitMs: number, log: (l: string) => void): Promise<void> {
+  const lock = `${dir}.lock`;
+  const me = `${process.pid} ${procStart(process.pid) ?? '?'}`;
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      writeFileSync(lock, me, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(lock, 'utf8').trim();
+    } catch {
+      continue; // released meanwhile
+    }
+    const [pid, start] = holder.split(' ');
+    if (holder === me) return;
+    if (!pid || !start || procStart(Number(pid)) !== start) {
+      await rm(lock, { force: true }); // stale: its owner is gone
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`the kube node in ${dir} is in use by pid ${pid} (lock ${lock}); waited ${waitMs} ms`);
+    if (!told) log(`waiting for pid ${pid}, which is using the node`);
+    told = true;
+    await sleep(2000);
+  }
+}
+
+function releaseOwnership(dir: string): void {
+  const lock = `${dir}.lock`;
+  try {
+    if (readFileSync(lock, 'utf8').trim().split(' ')[0] === String(process.pid)) rmSync(lock, { force: true });
+  } catch {
+    /* not ours or gone */
+  }
+}
+
 async function readSysctl(k: string): Promise<string | undefined> {
   try {
     return (await readFile(`/proc/sys/${k}`, 'utf8')).trim();
@@ -421,6 +488,15 @@ async function saveState(dir: string, s: NodeState): Promise<void> {
   await rename(join(dir, 'state.json.tmp'), join(dir, 'state.json'));
 }
 
+/** True when a socket of this network namespace listens on 127.0.0.1:port (from /proc/net/tcp). */
+function listensOnLoopback(port: number): boolean {
+  const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[1] === want && f[3] === '0A';
+  });
+}
+
 function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
 }
@@ -436,24 +512,26 @@ function netnsExists(name: string): boolean {
  */
 export async function stopKubeNode(opts: { dir?: string; kubeVersion?: string; log?: (l: string) => void } = {}): Promise<void> {
   const dir = opts.dir ?? kubeNodeDir();
-  const log = opts.log ?? (() => undefined);
+  const t0 = Date.now();
+  const log = opts.log ? (l: string) => opts.log!(`${l} (+${((Date.now() - t0) / 1000).toFixed(1)} s)`) : () => undefined;
   const state = await loadState(dir);
   const sock = join(dir, 'containerd', 'containerd.sock');
   const crictl = join(kubeBinDir(opts.kubeVersion ?? process.env.LLMTOR_KUBE_VERSION ?? 'v1.33.13'), 'crictl');
   const procs = state?.procs ?? [];
   const containerd = procs.find((p) => p.name === 'containerd');
   // Kubelet first, so it does not restart what we remove.
-  await killAll(procs.filter((p) => p.name === 'kubelet'), 10_000);
+  await killAll(procs.filter((p) => p.name === 'kubelet'), 10_000, log);
   if (containerd && alive(containerd) && existsSync(crictl)) {
     log('removing pods');
-    await run(crictl, ['--runtime-endpoint', `unix://${sock}`, '--timeout', '20s', 'rmp', '-fa'], { timeoutMs: 40_000 });
+    await run(crictl, ['--runtime-endpoint', `unix://${sock}`, '--timeout', '20s', 'rmp', '--force', '--all'], { timeoutMs: 40_000 });
   }
   log('stopping processes');
-  await killAll(procs.filter((p) => p.name !== 'containerd'), 10_000);
-  await killAll([...pidsWithArg(sock), ...cgroupPids()], 5_000);
-  if (containerd) await killAll([containerd], 10_000);
-  // A shim or container that outlived containerd (or a run with no state file).
-  await killAll([...pidsWithArg(sock), ...cgroupPids()], 5_000);
+  // Throw-away state: no need to wait long for graceful shutdowns (the API server drains watches).
+  await killAll(procs.filter((p) => p.name !== 'containerd'), 3_000, log);
+  await killAll([...pidsReferencing(join(dir, 'containerd')).filter((p) => p.pid !== containerd?.pid), ...cgroupPids()], 5_000, log);
+  if (containerd) await killAll([containerd], 10_000, log);
+  // Anything that outlived containerd or was not recorded (a run that crashed before saving its state).
+  await killAll([...pidsReferencing(dir), ...cgroupPids()], 5_000, log);
 
   for (const a of state?.attached ?? []) {
     await run('ip', ['-n', a.netns, 'link', 'del', a.ifName], { timeoutMs: 10_000 });
@@ -522,6 +600,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
   const binDir = await ensureNodeBinaries(kubeVersion, opts.build ?? process.env.LLMTOR_KUBE_NO_BUILD !== '1');
   const bin = (b: string) => join(binDir, b);
 
+  await takeOwnership(dir, opts.waitForOtherMs ?? 20 * 60_000, log);
   await stopKubeNode({ dir, kubeVersion, log }); // leftovers of a crashed run
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 150_000);
   for (const d of ['logs', 'pki', 'etcd', 'home', 'kubelet', 'pod-logs', 'containerd/root', 'containerd/state', 'cni/net.d', 'config']) {
@@ -537,7 +616,9 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
     state.procs.push(spawnDetached(dir, name, cmd, args, netns));
     await saveState(dir, state);
   };
-  const why = async (...names: string[]) => {
+  const deadProcs = () => state.procs.filter((p) => !alive(p)).map((p) => p.name);
+  const why = async (...named: string[]) => {
+    const names = [...new Set([...named, ...deadProcs()])];
     const parts = await Promise.all(names.map(async (n) => `--- ${n}.log\n${await tail(join(dir, 'logs', `${n}.log`))}`));
     const dead = state.procs.filter((p) => !alive(p)).map((p) => p.name);
     return (dead.length ? `exited: ${dead.join(', ')}\n` : '') + parts.join('\n');
@@ -655,6 +736,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
       async () => (await httpsGet(`${server}/readyz`, caPem, admin)).status === 200 &&
         (await httpsGet(`${server}/api/v1/namespaces/default`, caPem, admin)).status === 200,
       () => why('kube-apiserver', 'etcd', 'api-relay-ns', 'api-relay-host'),
+      deadProcs,
     );
     const apiServerReadyMs = Date.now() - t0;
     const kubeconfigPath = join(dir, 'kubeconfig');
@@ -674,7 +756,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
     const pauseName = (await readFile(join(imagesDir(kubeVersion), 'pause.name'), 'utf8')).trim();
     await writeFile(join(dir, 'config', 'containerd.toml'), containerdConfig(dir, sock, pauseName));
     await start('containerd', 'containerd', ['--config', join(dir, 'config', 'containerd.toml')]);
-    await waitUntil('containerd', deadline, async () => (await run('ctr', ['--address', sock, 'version'], { timeoutMs: 5000 })).code === 0, () => why('containerd'));
+    await waitUntil('containerd', deadline, async () => (await run('ctr', ['--address', sock, 'version'], { timeoutMs: 5000 })).code === 0, () => why('containerd'), deadProcs);
     const ctr = (...a: string[]) => run('ctr', ['--address', sock, '-n', 'k8s.io', ...a], { timeoutMs: 120_000 });
     const imp = await ctr('images', 'import', join(imagesDir(kubeVersion), 'pause.tar'));
     if (imp.code !== 0) throw new Error(`importing the pause image: ${imp.stderr}`);
@@ -730,12 +812,17 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
       },
       () => why('kubelet', 'containerd'),
+      deadProcs,
     );
     const nodeReadyMs = Date.now() - t0;
-    const nsGet = async (url: string) => (await inNs(['busybox', 'wget', '-q', '-T', '2', '-O', '-', url], { timeoutMs: 5000 })).code === 0;
-    await waitUntil('kube-proxy', deadline, () => nsGet('http://127.0.0.1:10256/healthz'), () => why('kube-proxy'));
-    await waitUntil('coredns', deadline, () => nsGet('http://127.0.0.1:8181/ready'), () => why('coredns'));
-    await waitUntil('service account "default"', deadline, async () => (await core('/api/v1/namespaces/default/serviceaccounts/default')).status === 200, () => why('kube-controller-manager'));
+    // Plain HTTP/1.0 through socat inside the namespace (no HTTP client there of our own).
+    const nsGet = async (port: number, path: string) => {
+      const r = await inNs(['socat', '-T2', '-', `TCP:127.0.0.1:${port}`], { input: `GET ${path} HTTP/1.0\r\nHost: localhost\r\n\r\n`, timeoutMs: 5000 });
+      return /^HTTP\/1\.[01] 200 /.test(r.stdout);
+    };
+    await waitUntil('kube-proxy', deadline, () => nsGet(10256, '/healthz'), () => why('kube-proxy'), deadProcs);
+    await waitUntil('coredns', deadline, () => nsGet(8181, '/ready'), () => why('coredns'), deadProcs);
+    await waitUntil('service account "default"', deadline, async () => (await core('/api/v1/namespaces/default/serviceaccounts/default')).status === 200, () => why('kube-controller-manager'), deadProcs);
     const dead = state.procs.filter((p) => !alive(p));
     if (dead.length) throw new Error(`exited during start: ${dead.map((p) => p.name).join(', ')}\n${await why(...dead.map((p) => p.name))}`);
 
@@ -750,8 +837,8 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
       timings: { apiServerReadyMs, nodeReadyMs, totalMs: Date.now() - t0 },
       kubectl,
       exec: (cmd, o) => inNs(cmd, o),
-      async importImage(archivePath) {
-        const r = await ctr('images', 'import', archivePath);
+      async importImage(archivePath, iopts = {}) {
+        const r = await ctr('images', 'import', ...(iopts.baseName ? ['--base-name', iopts.baseName] : []), archivePath);
         if (r.code !== 0) throw new Error(`ctr images import ${archivePath}: ${r.stderr.trim()}`);
         return [...r.stdout.matchAll(/^unpacking (\S+) \(/gm)].map((m) => m[1]!);
       },
@@ -763,7 +850,9 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         const hostSide = spawnDetached(dir, `expose-${id}-host`, 'socat', [`TCP-LISTEN:${hp},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${s}`], false);
         state.procs.push(nsSide, hostSide);
         await saveState(dir, state);
-        for (let i = 0; i < 50 && !existsSync(s); i++) await sleep(20);
+        // Ready when the namespace side made its socket and the host side listens (no probe connection).
+        for (let i = 0; i < 250 && !(existsSync(s) && listensOnLoopback(hp)); i++) await sleep(20);
+        if (!listensOnLoopback(hp)) throw new Error(`relay to ${host}:${port} did not start`);
         return {
           port: hp,
           close: async () => {
@@ -791,7 +880,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
         return ip;
       },
       stop() {
-        stopped ??= stopKubeNode({ dir, kubeVersion, log });
+        stopped ??= stopKubeNode({ dir, kubeVersion, log }).finally(() => releaseOwnership(dir));
         return stopped;
       },
     };
@@ -803,6 +892,7 @@ export async function startKubeNode(opts: KubeNodeOptions = {}): Promise<KubeNod
     return node;
   } catch (err) {
     if (process.env.LLMTOR_NODE_KEEP_ON_FAILURE !== '1') await stopKubeNode({ dir, kubeVersion, log });
+    releaseOwnership(dir);
     throw err;
   }
 }
@@ -845,6 +935,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   enable_selinux = false
   # pod network namespaces under the state dir, so down finds and unmounts them
   netns_mounts_under_state_dir = true
+  # This VM drops CAP_SYS_RESOURCE from every bounding set, so no process may lower its
+  # oom_score_adj below its parent's; clamp the kubelet's negative scores (pause -998,
+  # Guaranteed pods -997) to containerd's own instead of failing every sandbox.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

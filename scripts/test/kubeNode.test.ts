@@ -6,8 +6,11 @@
  * binaries (scripts/kube/build-node.sh).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ensureKubeBinaries } from '../src/kubeTestEnv.js';
 import { kubeNodeImage, kubeNodeStatus, NODE_NETNS, startKubeNode, type KubeNode } from '../src/kubeNode.js';
 
@@ -38,6 +41,10 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
   let node: KubeNode | undefined;
   const before0 = { chains: [] as string[], netns: [] as string[] };
   let dir = '';
+  // A namespace of the test's own attached to the pod bridge (what the Helm E2E does with its Tor network).
+  const PEER_NS = `llmtor-test-peer-${process.pid}`;
+  let peerHttpd: ChildProcess | undefined;
+  let www = '';
 
   before(async function () {
     assert.equal(process.getuid?.(), 0, 'the kube node test needs root (network namespace, mounts, cgroups)');
@@ -53,7 +60,10 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
 
   after(async function () {
     this.timeout(120_000);
+    peerHttpd?.kill('SIGKILL');
     await node?.stop();
+    spawnSync('ip', ['netns', 'del', PEER_NS]);
+    if (www) rmSync(www, { recursive: true, force: true });
   });
 
   it('registers a Ready node', async function () {
@@ -122,12 +132,45 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     const clusterIP = (await node!.kubectl(['get', 'svc', 'web', '-o', 'jsonpath={.spec.clusterIP}'])).stdout.trim();
     assert.match(clusterIP, /^10\.213\.1\./);
 
-    // Another pod resolves the name and fetches 20 times through the ClusterIP.
-    const script = 'nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -T 3 -O - http://web/ || echo FAILED; i=$((i+1)); done';
-    const run = await node!.kubectl([
-      'run', 'client', `--image=${busybox.name}`, '--image-pull-policy=Never', '--restart=Never',
-      '--command', '--', '/bin/busybox', 'sh', '-c', script,
-    ]);
+    // A namespace of ours on the bridge: it reaches the ClusterIP, and pods reach it.
+    assert.equal(spawnSync('ip', ['netns', 'add', PEER_NS]).status, 0);
+    spawnSync('ip', ['-n', PEER_NS, 'link', 'set', 'lo', 'up']);
+    const peerIp = await node!.attachNetns(PEER_NS);
+    assert.match(peerIp, /^10\.213\.0\.2\d\d$/);
+    www = mkdtempSync(join(tmpdir(), 'llmtor-node-peer-'));
+    writeFileSync(join(www, 'index.html'), 'hello-from-peer\n');
+    peerHttpd = spawn('nsenter', [`--net=/run/netns/${PEER_NS}`, '--', 'busybox', 'httpd', '-f', '-p', `${peerIp}:8081`, '-h', www], { stdio: 'ignore' });
+    const fromPeer = spawnSync('nsenter', [`--net=/run/netns/${PEER_NS}`, '--', 'busybox', 'wget', '-q', '-O', '-', `http://${clusterIP}/`], { encoding: 'utf8', timeout: 15_000 });
+    assert.match(fromPeer.stdout, /^served-by web-/, `from ${PEER_NS}: ${fromPeer.stderr}`);
+
+    // The host reaches the ClusterIP through a loopback relay.
+    const relay = await node!.exposeToHost(clusterIP, 80);
+    const viaHost = await new Promise<string>((resolve, reject) => {
+      const req = get({ host: '127.0.0.1', port: relay.port, path: '/', timeout: 10_000 }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (c: string) => (b += c)).on('end', () => resolve(b));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+    });
+    await relay.close();
+    assert.match(viaHost, /^served-by web-/);
+
+    // Another pod resolves the name and fetches 20 times through the ClusterIP. (No `wget -T`:
+    // Debian's static busybox 1.35 crashes on it; the pod's activeDeadlineSeconds bounds it.)
+    const script = `nslookup web.default.svc.cluster.local; i=0; while [ $i -lt 20 ]; do wget -q -O - http://web/ || echo FAILED; i=$((i+1)); done; wget -q -O - http://${peerIp}:8081/ || echo FAILED; nc -w 2 kubernetes.default.svc 443 </dev/null && echo API-REACHABLE`;
+    const run = await node!.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'client' },
+        spec: {
+          restartPolicy: 'Never',
+          activeDeadlineSeconds: 60,
+          containers: [{ name: 'client', image: busybox.name, imagePullPolicy: 'Never', command: ['/bin/busybox', 'sh', '-c', script] }],
+        },
+      }),
+    });
     assert.equal(run.code, 0, run.stderr);
     const phase = await until('client pod to finish', 90_000, async () => {
       const p = (await node!.kubectl(['get', 'pod', 'client', '-o', 'jsonpath={.status.phase}'])).stdout.trim();
@@ -138,15 +181,34 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     assert.equal(phase, 'Succeeded', logs.stdout);
     assert.ok(logs.stdout.includes(clusterIP), `nslookup answered the ClusterIP ${clusterIP}:\n${logs.stdout}`);
     assert.ok(!logs.stdout.includes('FAILED'), logs.stdout);
+    assert.ok(logs.stdout.includes('API-REACHABLE'), `the API server answers pods at kubernetes.default.svc:443:\n${logs.stdout}`);
+    assert.ok(logs.stdout.includes('hello-from-peer'), `a pod reached the attached namespace at ${peerIp}:\n${logs.stdout}`);
     const servedBy = new Set([...logs.stdout.matchAll(/^served-by (\S+)$/gm)].map((m) => m[1]));
     assert.equal([...logs.stdout.matchAll(/^served-by /gm)].length, 20, logs.stdout);
     assert.deepEqual([...servedBy].sort(), pods.items.map((p) => p.metadata.name).sort(), 'both replicas answered through the ClusterIP');
   });
 
+  it('gives pods a ServiceAccount token the API server accepts (token signing, root CA publisher, exec through the kubelet)', async function () {
+    this.timeout(60_000);
+    const cm = await node!.kubectl(['get', 'configmap', 'kube-root-ca.crt', '-o', 'jsonpath={.data.ca\\.crt}']);
+    assert.equal(cm.code, 0, cm.stderr);
+    assert.equal(cm.stdout.trim(), node!.caPem.trim());
+    const pod = (await node!.kubectl(['get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].metadata.name}'])).stdout.trim();
+    const tok = await node!.kubectl(['exec', pod, '--', '/bin/busybox', 'cat', '/var/run/secrets/kubernetes.io/serviceaccount/token']);
+    assert.equal(tok.code, 0, tok.stderr);
+    const review = await node!.kubectl(['create', '-o', 'json', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: tok.stdout.trim() } }),
+    });
+    assert.equal(review.code, 0, review.stderr);
+    const status = (JSON.parse(review.stdout) as { status: { authenticated?: boolean; user?: { username: string } } }).status;
+    assert.equal(status.authenticated, true);
+    assert.equal(status.user?.username, 'system:serviceaccount:default:default');
+  });
+
   it('garbage-collects a ConfigMap whose owner is deleted (kube-controller-manager)', async function () {
     this.timeout(90_000);
     const created = await node!.kubectl(['create', 'configmap', 'gc-owner', '--from-literal=a=b', '-o', 'jsonpath={.metadata.uid}']);
-    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.code, 0, `kubectl create configmap: ${created.stdout}${created.stderr}`);
     const child = await node!.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({
         apiVersion: 'v1',
@@ -169,6 +231,9 @@ describe('kube node: a real single-node cluster (kubelet, containerd, scheduler,
     const t0 = Date.now();
     await node!.stop();
     console.log(`      node down in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.notEqual(spawnSync('ip', ['-n', PEER_NS, 'link', 'show', 'llmtor-a200']).status, 0, 'the attached veth is gone');
+    peerHttpd?.kill('SIGKILL');
+    assert.equal(spawnSync('ip', ['netns', 'del', PEER_NS]).status, 0);
     const s = await kubeNodeStatus(dir);
     assert.deepEqual(s.running, []);
     assert.equal(s.mounts, 0);
