@@ -13,6 +13,7 @@ import { redemptionConfigSchema } from '@llmtor/proxy/redemption/module';
 import { redemptionSection } from '@llmtor/proxy/stack';
 import { startOperator } from '../src/index.js';
 import { CRD_FILE, Cluster, kubeConfig, kubeEnv, newNamespace, waitFor } from './support/cluster.js';
+import { writeAtomically } from './support/secretMirror.js';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -299,8 +300,9 @@ describe('Helm chart helm/llmtor', function () {
       'llmtor-onion-backend-seed': { seed: Buffer.from(byName('Secret', 'llmtor-onion-backend-seed').data.seed, 'base64') },
     };
     try {
-      // Volumes as the kubelet makes them: emptyDir root:fsGroup 2777; Secret/ConfigMap files root:fsGroup, group-readable.
-      const makeVolumes = (pod: Record<string, any>, podName: string) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      // Volumes as the kubelet makes them: emptyDir root:fsGroup 2777; Secret/ConfigMap files
+      // root:fsGroup, group-readable, behind the ..data symlinks of an atomic writer.
+      const makeVolumes = async (pod: Record<string, any>, podName: string) => { // eslint-disable-line @typescript-eslint/no-explicit-any
         const dirs = new Map<string, string>();
         for (const v of pod.spec.volumes) {
           const d = join(root, podName, v.name);
@@ -313,11 +315,9 @@ describe('Helm chart helm/llmtor', function () {
             if (v.secret && !secretData[v.secret.secretName]) continue;
             const data: Record<string, Buffer> = v.secret ? secretData[v.secret.secretName]! : Object.fromEntries(Object.entries(byName('ConfigMap', v.configMap.name).data as Record<string, string>).map(([k, x]) => [k, Buffer.from(x)]));
             const items: Array<{ key: string; path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
-            for (const it of items) {
-              writeFileSync(join(d, it.path), data[it.key]!);
-              execFileSync('chown', [`0:${fsGroup}`, join(d, it.path)]);
-              execFileSync('chmod', ['0440', join(d, it.path)]);
-            }
+            await writeAtomically(d, Object.fromEntries(items.map((it) => [it.path, data[it.key]!])), 0o440);
+            execFileSync('chown', ['-R', `0:${fsGroup}`, d]);
+            execFileSync('find', [d, '-type', 'd', '-exec', 'chmod', '0755', '{}', '+']); // the kubelet's directories are 0755
           }
           dirs.set(v.name, d);
         }
@@ -335,7 +335,7 @@ describe('Helm chart helm/llmtor', function () {
       };
 
       // Onionbalance's init container: its config lists the backends.
-      const obDirs = makeVolumes(onionbalance.spec.template, 'onionbalance');
+      const obDirs = await makeVolumes(onionbalance.spec.template, 'onionbalance');
       runAs(onionbalance.spec.template.spec.initContainers[0], obDirs, {});
       const obConfig = JSON.parse(readFileSync(join(obDirs.get('onionbalance-config')!, 'config.yaml'), 'utf8')) as { services: Array<{ key: string; instances: Array<{ address: string }> }> };
       assert.equal(obConfig.services[0]!.key, '/etc/llmtor/onion-frontend/hs_ed25519_secret_key');
@@ -343,7 +343,7 @@ describe('Helm chart helm/llmtor', function () {
       assert.equal(listed.length, 2);
 
       for (const [i, podName] of ['llmtor-redemption-0', 'llmtor-redemption-1'].entries()) {
-        const dirs = makeVolumes(redemption.spec.template, podName);
+        const dirs = await makeVolumes(redemption.spec.template, podName);
         const podSpec = redemption.spec.template.spec;
         runAs(podSpec.initContainers.find((c: { name: string }) => c.name === 'onion-key'), dirs, { POD_NAME: podName });
         const tor = podSpec.containers.find((c: { name: string }) => c.name === 'tor');

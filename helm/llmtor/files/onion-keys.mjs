@@ -10,8 +10,9 @@
 //       makes a fresh public (frontend) key: <dir>/hs_ed25519_secret_key and <dir>/hostname
 // Node's crypto only (the images carry no other tool for this).
 import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
@@ -109,4 +110,6 @@ function main(argv) {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main(process.argv.slice(2));
+// Run as a program. A ConfigMap volume holds the file behind ..data symlinks, and Node names the
+// module by its real path: compare real paths.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main(process.argv.slice(2));
