@@ -47,6 +47,7 @@ const ISSUER = 'llmtor.e2e';
 const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef0123456789';
 const HOST_NETNS = 'llmtor-e2e-host';
 const IMAGES = ['proxy', 'operator', 'redis', 'tor', 'onionbalance'] as const;
+const RATE_LIMIT = { requests: 100_000, windowSeconds: 60 };
 
 interface Reply {
   status: number;
@@ -56,7 +57,8 @@ interface Reply {
 /** One HTTP exchange (through a SOCKS agent for the onion), bounded. */
 function call(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; agent?: http.Agent; timeoutMs?: number } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+    // A connection per request (no keep-alive pool): kube-proxy balances connections, not requests.
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (d: Buffer) => chunks.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('latin1') }));
@@ -116,7 +118,7 @@ class Client {
     if (!client) this.clients.set(spki, (client = await TokenClient.forKey(spki)));
     const blinded = await Promise.all(Array.from({ length: n }, () => client.createRequest(defaultChallenge(ISSUER))));
     const r = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const req = http.request(`${this.issuanceUrl}/token-request`, { method: 'POST', timeout: 30_000, headers: { authorization: `Bearer ${this.accountKey}`, 'content-type': MEDIA_TYPE_BATCH_REQUEST, 'idempotency-key': `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}` } }, (res) => {
+      const req = http.request(`${this.issuanceUrl}/token-request`, { method: 'POST', agent: false, timeout: 30_000, headers: { authorization: `Bearer ${this.accountKey}`, 'content-type': MEDIA_TYPE_BATCH_REQUEST, 'idempotency-key': `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}` } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -278,7 +280,8 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       proxy: {
         issuerName: ISSUER,
         existingSecret: 'llmtor-proxy-env',
-        config: { redemption: { providers: { 'local-stand-in': { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } },
+        // One pseudonym makes hundreds of requests a minute here (the default allows 120).
+        config: { redemption: { rateLimit: RATE_LIMIT, providers: { 'local-stand-in': { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } },
         issuance: { replicas: 1, resources: { requests: { cpu: '10m', memory: '64Mi' } } },
         redemption: { replicas: 2, resources: { requests: { cpu: '10m', memory: '64Mi' } } },
       },
@@ -468,7 +471,7 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       const before = new Set((await redemptionPods()).map((p) => p.metadata.uid));
       const changed = join(work, 'changed.json');
       // Another provider entry (an upstream added): the config Secret's checksum changes.
-      writeFileSync(changed, JSON.stringify({ proxy: { config: { redemption: { providers: { 'local-stand-in': { kind: 'local-stand-in' }, spare: { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } } } }));
+      writeFileSync(changed, JSON.stringify({ proxy: { config: { redemption: { rateLimit: RATE_LIMIT, providers: { 'local-stand-in': { kind: 'local-stand-in' }, spare: { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } } } }));
       await helmRun(['upgrade', 'llmtor', CHART, '--values', valuesFile, '--values', changed]);
       await until('redemption pods replaced and Ready', async () => {
         const now = await redemptionPods();
