@@ -35,6 +35,7 @@ fi
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v tor >/dev/null || need+=(tor)
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 command -v chromium >/dev/null || need+=(chromium)
 command -v rg >/dev/null || need+=(ripgrep)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)
@@ -60,7 +61,7 @@ fi
 [ "${1:-}" = "--packages" ] && exit 0
 
 # Go-built and npm-built test tools (each script is idempotent and caches under $LLMTOR_CACHE).
-for s in scripts/install-stripe-mock.sh scripts/install-helm.sh scripts/kube/build.sh scripts/kube/build-node.sh scripts/install-code-server.sh; do
+for s in scripts/install-stripe-mock.sh scripts/install-helm.sh scripts/install-onionbalance.sh scripts/kube/build.sh scripts/kube/build-node.sh scripts/install-code-server.sh; do
   if [ -f "$s" ]; then
     log "$s"
     bash "$s"

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig, loadAllYaml, type V1Deployment, type V1EnvVar, type V1Secret } from '@kubernetes/client-node';
 import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
+import { freePort } from '@llmtor/devtools/ports';
 import { loadConfig, redemptionConfigSchema, redemptionSection } from '@llmtor/proxy';
 import { startOperator } from '../src/index.js';
 import { CRD_FILE, Cluster, kubeConfig, kubeEnv, newNamespace, waitFor } from './support/cluster.js';
+import { writeAtomically } from './support/secretMirror.js';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -24,6 +26,8 @@ async function helmBinary(): Promise<string | { skip: string }> {
     return { skip: `helm could not be installed (go install helm.sh/helm/v3/cmd/helm): ${(e as Error).message.split('\n').slice(0, 3).join(' ')}` };
   }
 }
+
+const REDIS = ['redis.issuanceUrl=redis://r:6379/0', 'redis.redemptionUrl=redis://r:6379/1'];
 
 function docs(yaml: string): string[] {
   return yaml.split(/^---\s*$/m).map((d) => d.trim()).filter((d) => /^kind:/m.test(d));
@@ -48,7 +52,7 @@ describe('Helm chart helm/llmtor', function () {
   const template = async (ns: string, values: string[] = [], valuesFiles: string[] = []) => (await run(helm, ['template', 'llmtor', CHART, '--namespace', ns, '--include-crds', '--kube-version', env.kubeVersion, ...values.flatMap((v) => ['--set', v]), ...valuesFiles.flatMap((f) => ['--values', f])], { maxBuffer: 1 << 24 })).stdout;
 
   it('passes helm lint (defaults, Key Vault, Tor sidecar)', async () => {
-    for (const values of [[], ['tokenIssuer.spec.keyProtection.azureKeyVault.vaultUrl=https://v.vault.azure.net', 'tokenIssuer.spec.keyProtection.azureKeyVault.keyName=kek'], ['tor.enabled=true', 'tor.hiddenServiceSecret=onion', 'redis.issuanceUrl=redis://r:6379/0', 'redis.redemptionUrl=redis://r:6379/1']]) {
+    for (const values of [[...REDIS], ['redis.bundled.enabled=true', 'tokenIssuer.spec.keyProtection.azureKeyVault.vaultUrl=https://v.vault.azure.net', 'tokenIssuer.spec.keyProtection.azureKeyVault.keyName=kek'], ['tor.enabled=true', 'tor.hiddenServiceSecret=onion', ...REDIS]]) {
       const { stdout } = await run(helm, ['lint', '--strict', CHART, ...values.flatMap((v) => ['--set', v])]);
       assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     }
@@ -60,11 +64,17 @@ describe('Helm chart helm/llmtor', function () {
 
   it('renders manifests the API server accepts (server-side dry run of CRD, RBAC, Deployments, TokenIssuer)', async () => {
     const ns = await newNamespace(env, 'helm');
-    for (const values of [[], ['tor.enabled=true', 'tor.hiddenServiceSecret=onion', 'redis.issuanceUrl=redis://r:6379/0', 'redis.redemptionUrl=redis://r:6379/1']]) {
+    for (const values of [[...REDIS], ['tor.enabled=true', 'tor.hiddenServiceSecret=onion', 'redis.bundled.enabled=true']]) {
       const out = await template(ns, values);
       const kinds = docs(out).map((d) => /^kind:\s*(\S+)/m.exec(d)![1]);
       for (const k of ['CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'Deployment', 'Service', 'TokenIssuer']) assert.ok(kinds.includes(k), `renders a ${k}`);
-      assert.equal(docs(out).filter((d) => /^kind: Deployment/m.test(d)).length, 3, 'operator, issuance and redemption Deployments');
+      const names = (kind: string) => docs(out).filter((d) => new RegExp(`^kind: ${kind}$`, 'm').test(d)).map((d) => /^ {2}name: (\S+)/m.exec(d)![1]).sort();
+      if (values.includes('tor.enabled=true')) {
+        assert.deepEqual(names('Deployment'), ['llmtor-issuance', 'llmtor-onionbalance', 'llmtor-operator'], 'operator, issuance and Onionbalance Deployments');
+        assert.deepEqual(names('StatefulSet'), ['llmtor-redemption', 'llmtor-redis-issuance', 'llmtor-redis-redemption'], 'redemption (stable pod names: stable backend onions) and two Redis');
+      } else {
+        assert.deepEqual(names('Deployment'), ['llmtor-issuance', 'llmtor-operator', 'llmtor-redemption'], 'operator, issuance and redemption Deployments');
+      }
       const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: out });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /role.rbac.authorization.k8s.io\/llmtor-operator (created|configured) \(server dry run\)/);
@@ -173,7 +183,7 @@ describe('Helm chart helm/llmtor', function () {
 
   it('the chart\'s Role is all the operator needs: an operator with only that ServiceAccount\'s token gets the issuer Ready', async () => {
     const ns = await newNamespace(env, 'rbac');
-    const out = await template(ns);
+    const out = await template(ns, REDIS);
     const rbac = docs(out).filter((d) => /^kind: (ServiceAccount|Role|RoleBinding)$/m.test(d) && /llmtor-operator/.test(d)).join('\n---\n');
     let r = await env.kubectl(['apply', '-n', ns, '-f', '-'], { input: rbac });
     assert.equal(r.code, 0, r.stderr);
@@ -198,6 +208,171 @@ describe('Helm chart helm/llmtor', function () {
       assert.equal(r.stdout.trim(), 'no');
     } finally {
       await op.stop();
+    }
+  });
+
+  it('refuses to install without Redis, saying what to set (a pod-local store would let a token be spent once per pod)', async () => {
+    for (const [values, role] of [[[], 'issuance'], [['redis.issuance.sentinels={s:26379}', 'redis.issuance.sentinelName=m'], 'redemption']] as const) {
+      const r = await run(helm, ['template', 'llmtor', CHART, '--kube-version', env.kubeVersion, ...values.flatMap((v) => ['--set', v])]).then(() => undefined, (e: { stderr: string }) => e.stderr);
+      assert.ok(r, `helm template ${values.join(' ')} must fail`);
+      assert.match(r, new RegExp(`needs Redis for its ${role} pods`));
+      for (const hint of ['redis.bundled.enabled=true', 'redis.issuanceUrl=', 'redis.existingSecret=', `redis.${role}.sentinels`]) assert.ok(r.includes(hint), `names ${hint}`);
+    }
+  });
+
+  it('bundled Redis: two StatefulSets (accounts, spent tokens), AOF with appendfsync always, one generated password in the config and the URLs, kept on upgrade', async () => {
+    const ns = await newNamespace(env, 'helmredis');
+    const out = await template(ns, ['redis.bundled.enabled=true']);
+    const objs = JSON.parse(JSON.stringify(loadAllYaml(out))) as Array<{ kind?: string; metadata?: { name?: string }; stringData?: Record<string, string>; spec?: Record<string, unknown> }>;
+    const sts = objs.filter((o) => o.kind === 'StatefulSet').map((o) => o.metadata!.name).sort();
+    assert.deepEqual(sts, ['llmtor-redis-issuance', 'llmtor-redis-redemption']);
+    const conf = objs.find((o) => o.metadata?.name === 'llmtor-redis-auth')!.stringData!['redis.conf']!;
+    assert.match(conf, /^appendonly yes$/m);
+    assert.match(conf, /^appendfsync always$/m);
+    const pw = /^requirepass (\S{40})$/m.exec(conf)![1]!;
+    const urls = objs.find((o) => o.metadata?.name === 'llmtor-redis')!.stringData!;
+    assert.equal(urls.ISSUANCE_REDIS_URL, `redis://:${pw}@llmtor-redis-issuance:6379/0`);
+    assert.equal(urls.REDEMPTION_REDIS_URL, `redis://:${pw}@llmtor-redis-redemption:6379/0`);
+    // The real redis-server accepts the rendered file (password and AOF settings), and a write is in the AOF before the reply.
+    // The real redis-server accepts the rendered file, and a write is in the AOF before the reply.
+    const dir = mkdtempSync(join(tmpdir(), 'llmtor-redisconf-'));
+    const port = await freePort();
+    writeFileSync(join(dir, 'redis.conf'), conf.replace(/^dir \/data$/m, `dir ${dir}`).replace(/^port 6379$/m, `port ${port}`).replace(/^bind .*$/m, 'bind 127.0.0.1'));
+    const child = spawn('redis-server', [join(dir, 'redis.conf')], { stdio: 'ignore' });
+    const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--no-auth-warning', ...args]).then((r) => r.stdout.trim());
+    try {
+      await waitFor('redis-server up', () => cli('-a', pw, 'PING').then((r) => r === 'PONG', () => false), 5_000);
+      assert.equal(await cli('-a', pw, 'CONFIG', 'GET', 'appendfsync'), 'appendfsync\nalways');
+      assert.match(await cli('PING'), /NOAUTH/, 'a password is required');
+      assert.equal(await cli('-a', pw, 'SET', 'spent-marker', 'x'), 'OK');
+      const aof = readdirSync(join(dir, 'appendonlydir')).find((f) => f.endsWith('.incr.aof'))!;
+      assert.ok(readFileSync(join(dir, 'appendonlydir', aof), 'utf8').includes('spent-marker'), 'the write is in the AOF on return');
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: out });
+    assert.equal(r.code, 0, r.stderr);
+
+    // A real install and upgrade (objects only; no kubelet here): the password and the onion seed are kept.
+    const h = (...args: string[]) => run(helm, [...args, '--kubeconfig', env.kubeconfigPath, '--namespace', ns, '--set', 'redis.bundled.enabled=true', '--set', 'tor.enabled=true', '--set', 'tor.hiddenServiceSecret=front', '--set', 'tokenIssuer.create=false', '--skip-crds'], { maxBuffer: 1 << 24 });
+    const secrets = async () => {
+      const get = async (name: string, key: string) => JSON.parse((await env.kubectl(['get', 'secret', name, '-n', ns, '-o', 'json'])).stdout).data[key] as string;
+      return [await get('llmtor-redis-auth', 'password'), await get('llmtor-onion-backend-seed', 'seed')];
+    };
+    await h('install', 'llmtor', CHART);
+    const first = await secrets();
+    await h('upgrade', 'llmtor', CHART, '--set', 'proxy.logLevel=debug');
+    assert.deepEqual(await secrets(), first, 'upgrade keeps the generated password and seed');
+  });
+
+  it('NOTES.txt says how to reach issuance, read the onion address and rotate the keys', async () => {
+    const ns = await newNamespace(env, 'notes');
+    const { stdout } = await run(helm, ['install', 'llmtor', CHART, '--dry-run=server', '--kubeconfig', env.kubeconfigPath, '--namespace', ns, '--set', 'redis.bundled.enabled=true', '--set', 'tor.enabled=true', '--set', 'tor.hiddenServiceSecret=front-key'], { maxBuffer: 1 << 24 });
+    const notes = stdout.slice(stdout.indexOf('NOTES:'));
+    assert.match(notes, /port-forward svc\/llmtor-issuance/);
+    assert.match(notes, /get secret front-key -o jsonpath='\{\.data\.hostname\}' \| base64 -d/);
+    assert.match(notes, /annotate tokenissuer main llmtor\.dev\/rotate=now --overwrite/);
+    assert.match(notes, /helm uninstall keeps the TokenIssuer main and its signing keys/);
+  });
+
+  it('onion front with kubelet-made volumes: the init containers, run as the pod\'s uid on a root-owned 2777 emptyDir, give tor a HiddenServiceDir it accepts, and each pod\'s backend address is the one Onionbalance lists', async function () {
+    if (process.getuid?.() !== 0) {
+      console.log('      SKIPPED: needs root to reproduce the kubelet\'s volume ownership (chown, setpriv)');
+      this.skip();
+    }
+    this.timeout(60_000);
+    const out = await template('onion', ['redis.bundled.enabled=true', 'tor.enabled=true', 'tor.hiddenServiceSecret=front-key', 'proxy.redemption.replicas=2']);
+    const objs = JSON.parse(JSON.stringify(loadAllYaml(out))) as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const byName = (kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata?.name === name)!;
+    const redemption = byName('StatefulSet', 'llmtor-redemption');
+    const onionbalance = byName('Deployment', 'llmtor-onionbalance');
+    const uid = redemption.spec.template.spec.securityContext.runAsUser as number;
+    const fsGroup = redemption.spec.template.spec.securityContext.fsGroup as number;
+    const root = mkdtempSync(join(tmpdir(), 'llmtor-kubelet-'));
+    chmodSync(root, 0o755);
+    const front = join(root, 'front');
+    const frontAddress = execFileSync(process.execPath, [`${CHART}/files/onion-keys.mjs`, 'frontend', front], { encoding: 'utf8' }).trim();
+    const secretData: Record<string, Record<string, Buffer>> = {
+      'front-key': { hostname: readFileSync(join(front, 'hostname')), hs_ed25519_secret_key: readFileSync(join(front, 'hs_ed25519_secret_key')) },
+      'llmtor-onion-backend-seed': { seed: Buffer.from(byName('Secret', 'llmtor-onion-backend-seed').data.seed, 'base64') },
+    };
+    try {
+      // Volumes as the kubelet makes them: emptyDir root:fsGroup 2777; Secret/ConfigMap files
+      // root:fsGroup, group-readable, behind the ..data symlinks of an atomic writer.
+      const makeVolumes = async (pod: Record<string, any>, podName: string) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const dirs = new Map<string, string>();
+        for (const v of pod.spec.volumes) {
+          const d = join(root, podName, v.name);
+          mkdirSync(d, { recursive: true });
+          if (v.emptyDir) {
+            execFileSync('chown', [`0:${fsGroup}`, d]);
+            execFileSync('chmod', ['2777', d]);
+          } else {
+            // Volumes the proxy container alone mounts (signing keys, …) are not needed here.
+            if (v.secret && !secretData[v.secret.secretName]) continue;
+            const data: Record<string, Buffer> = v.secret ? secretData[v.secret.secretName]! : Object.fromEntries(Object.entries(byName('ConfigMap', v.configMap.name).data as Record<string, string>).map(([k, x]) => [k, Buffer.from(x)]));
+            const items: Array<{ key: string; path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
+            await writeAtomically(d, Object.fromEntries(items.map((it) => [it.path, data[it.key]!])), 0o440);
+            execFileSync('chown', ['-R', `0:${fsGroup}`, d]);
+            execFileSync('find', [d, '-type', 'd', '-exec', 'chmod', '0755', '{}', '+']); // the kubelet's directories are 0755
+          }
+          dirs.set(v.name, d);
+        }
+        return dirs;
+      };
+      const mapPaths = (c: Record<string, any>, dirs: Map<string, string>, text: string) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        // Whole path segments only (/etc/llmtor/onion is not a prefix of /etc/llmtor/onion-frontend).
+        for (const m of [...c.volumeMounts].sort((a, b) => b.mountPath.length - a.mountPath.length)) text = text.replace(new RegExp(`${m.mountPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|$|\\s)`, 'gm'), dirs.get(m.name)!);
+        return text;
+      };
+      const runAs = (c: Record<string, any>, dirs: Map<string, string>, env: Record<string, string>) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const argv = (c.command as string[]).map((a) => mapPaths(c, dirs, a.replace(/\$\((\w+)\)/g, (_m, n: string) => env[n]!)));
+        assert.equal(argv[0], 'node');
+        return execFileSync('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(fsGroup), process.execPath, ...argv.slice(1)], { encoding: 'utf8' });
+      };
+
+      // Onionbalance's init container: its config lists the backends.
+      const obDirs = await makeVolumes(onionbalance.spec.template, 'onionbalance');
+      runAs(onionbalance.spec.template.spec.initContainers[0], obDirs, {});
+      const obConfig = JSON.parse(readFileSync(join(obDirs.get('onionbalance-config')!, 'config.yaml'), 'utf8')) as { services: Array<{ key: string; instances: Array<{ address: string }> }> };
+      assert.equal(obConfig.services[0]!.key, '/etc/llmtor/onion-frontend/hs_ed25519_secret_key');
+      const listed = obConfig.services[0]!.instances.map((i) => i.address);
+      assert.equal(listed.length, 2);
+
+      for (const [i, podName] of ['llmtor-redemption-0', 'llmtor-redemption-1'].entries()) {
+        const dirs = await makeVolumes(redemption.spec.template, podName);
+        const podSpec = redemption.spec.template.spec;
+        runAs(podSpec.initContainers.find((c: { name: string }) => c.name === 'onion-key'), dirs, { POD_NAME: podName });
+        const tor = podSpec.containers.find((c: { name: string }) => c.name === 'tor');
+        const torrc = mapPaths(tor, dirs, readFileSync(join(dirs.get('torrc')!, 'torrc'), 'utf8')) + '\nDisableNetwork 1\nGeoIPFile ""\nGeoIPv6File ""\nLog notice stdout\n';
+        const torrcFile = join(root, podName, 'torrc.effective');
+        writeFileSync(torrcFile, torrc, { mode: 0o644 });
+        const hsDir = /^HiddenServiceDir (\S+)$/m.exec(torrc)![1]!;
+        // Real tor, as the pod's uid, until it has written the hostname (or refused the directory).
+        const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--groups', String(fsGroup), 'tor', '--defaults-torrc', join(dirs.get('torrc')!, 'torrc-defaults'), '-f', torrcFile], { cwd: root });
+        let log = '';
+        child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+        try {
+          const hostname = await waitFor(`tor of ${podName} writes its hostname`, async () => {
+            if (child.exitCode !== null) throw new Error(`tor exited: ${log}`);
+            try {
+              return readFileSync(join(hsDir, 'hostname'), 'utf8').trim();
+            } catch {
+              return undefined;
+            }
+          }, 20_000, 100);
+          assert.equal(hostname, listed[i], `${podName}'s backend address is the one Onionbalance lists`);
+          assert.equal(readFileSync(join(hsDir, 'ob_config'), 'utf8').trim(), `MasterOnionAddress ${frontAddress}`);
+          assert.doesNotMatch(log, /not owned by this user|Permission denied/);
+        } finally {
+          child.kill('SIGKILL');
+        }
+      }
+      assert.notEqual(listed[0], listed[1], 'one backend address per pod');
+      assert.ok(!listed.includes(frontAddress));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

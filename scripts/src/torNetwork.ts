@@ -125,6 +125,12 @@ export interface StartTorNetworkOptions {
   torGencertPath?: string;
   /** Keep a temporary data dir after stop (also: env LLMTOR_TORNET_KEEP=1). */
   keepDataDir?: boolean;
+  /** Address of the relays' ORPorts and the authorities' DirPorts (default 127.0.0.1), e.g. an
+   * address on a bridge so that tor instances in pods can join; control and SOCKS ports stay
+   * on 127.0.0.1. Must be an address of this machine. */
+  relayAddress?: string;
+  /** Wait for a fetch through the exit before resolving (default true); onion-only users may skip it. */
+  exitProbe?: boolean;
 }
 
 export interface CircuitHopInfo {
@@ -217,6 +223,9 @@ export interface TorNetwork {
   /** The first start-time onion, if any. */
   readonly onionAddress: string | undefined;
   readonly timings: TorNetworkTimings;
+  /** The `DirAuthority` torrc lines of this network, for extra tor processes that join it
+   * (with `TestingTorNetwork 1`), e.g. onion services run outside this harness. */
+  readonly dirAuthorityLines: readonly string[];
   socksUrl(isolationKey?: string): string;
   addOnion(localPort: number, opts?: AddOnionOptions): Promise<string>;
   removeOnion(address: string): Promise<void>;
@@ -720,6 +729,7 @@ class TorNetworkImpl implements TorNetwork {
   pids = {} as Record<TorRole, number>;
   dataDirs = {} as Record<TorRole, string>;
   onions: OnionInfo[] = [];
+  dirAuthorityLines: string[] = [];
   timings: TorNetworkTimings = { descriptorsMs: 0, consensusMs: 0, bootstrapMs: 0, exitReadyMs: 0, onionReadyMs: {}, keysCached: false };
   stopped = false;
 
@@ -1184,11 +1194,13 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     netw.controlPort = ports.control.client;
     netw.onionControlPort = ports.control.onionService;
 
+    const relayAddress = opts.relayAddress ?? '127.0.0.1';
     const dirAuthorityLines = AUTHORITY_ROLES.map((role, k) => {
       const key = keys[k]!;
-      return `DirAuthority ${key.nickname} orport=${ports.or[role]} no-v2 v3ident=${key.v3ident} 127.0.0.1:${ports.dir[role]} ${key.fingerprint}`;
+      return `DirAuthority ${key.nickname} orport=${ports.or[role]} no-v2 v3ident=${key.v3ident} ${relayAddress}:${ports.dir[role]} ${key.fingerprint}`;
     });
     AUTHORITY_ROLES.forEach((role, k) => (netw.fingerprints[role] = keys[k]!.fingerprint));
+    netw.dirAuthorityLines = dirAuthorityLines;
 
     const envLevel = process.env['LLMTOR_TORNET_LOGLEVEL'] ?? '';
     const logLevel = /^(debug|info|notice|warn|err)$/.test(envLevel) ? envLevel : 'notice';
@@ -1207,8 +1219,8 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     ];
     const relayLines = (role: RelayRole) => [
       `Nickname ${NICKNAMES[role]}`,
-      `ORPort 127.0.0.1:${ports.or[role]}`,
-      'Address 127.0.0.1',
+      `ORPort ${relayAddress}:${ports.or[role]}`,
+      `Address ${relayAddress}`,
       'AssumeReachable 1',
       'SocksPort 0',
     ];
@@ -1242,7 +1254,7 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
       netw.spawnTor(role, dd, [
         ...common(role, dd),
         ...relayLines(role),
-        `DirPort 127.0.0.1:${ports.dir[role]}`,
+        `DirPort ${relayAddress}:${ports.dir[role]}`,
         'ExitRelay 0',
         'AuthoritativeDirectory 1',
         'V3AuthoritativeDirectory 1',
@@ -1415,7 +1427,7 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     await new Promise<void>((r) => probeServer.listen(0, '127.0.0.1', () => r()));
     const probePort = (probeServer.address() as net.AddressInfo).port;
     let lastError = '';
-    await race(
+    if (opts.exitProbe !== false) await race(
       waitFor('a fetch through the exit', async () => {
         try {
           const text = await socksHttpGet(netw.socksPort, '127.0.0.1', probePort, '/probe', Math.min(10_000, Math.max(1000, deadline - Date.now())));

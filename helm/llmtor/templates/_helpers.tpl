@@ -92,3 +92,43 @@ app.kubernetes.io/component: {{ .component }}
 {{- $ca := $r.tlsCa | default dict -}}
 {{- $ca.key | default "ca.crt" -}}
 {{- end -}}
+
+{{- /* Bundled Redis: generated password, kept across upgrades (lookup; a fresh one under helm template). Memoized in Values so every template of one render sees the same value. */ -}}
+{{- define "llmtor.bundledRedisPassword" -}}
+{{- $b := .Values.redis.bundled -}}
+{{- if not (hasKey $b "_password") -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (printf "%s-redis-auth" (include "llmtor.fullname" .)) -}}
+{{- $pw := "" -}}
+{{- if and $existing $existing.data (index $existing.data "password") -}}{{- $pw = index $existing.data "password" | b64dec -}}{{- else -}}{{- $pw = randAlphaNum 40 -}}{{- end -}}
+{{- $_ := set $b "_password" $pw -}}
+{{- end -}}
+{{- $b._password -}}
+{{- end -}}
+
+{{- /* Whether a role has Redis configured (bundled, URL, existing Secret, Sentinel/Cluster). */ -}}
+{{- define "llmtor.roleHasRedis" -}}
+{{- $v := .root.Values.redis -}}
+{{- if or $v.bundled.enabled $v.existingSecret $v.issuanceUrl $v.redemptionUrl (include "llmtor.redisTopology" .) }}true{{ end -}}
+{{- end -}}
+
+{{- /* Seed of the per-pod backend onion keys: an existing Secret, or one this chart makes (kept across upgrades). */ -}}
+{{- define "llmtor.onionSeedSecret" -}}
+{{- .Values.tor.backendSeedSecret | default (printf "%s-onion-backend-seed" (include "llmtor.fullname" .)) -}}
+{{- end -}}
+
+{{- /* torrc of the redemption pods' sidecar: one backend onion per pod, an Onionbalance instance of the front. */ -}}
+{{- define "llmtor.torrc" -}}
+DataDirectory /var/lib/tor/data/tor
+SocksPort 0
+# No GeoIP lookups (and no GeoIP files in the image).
+GeoIPFile ""
+GeoIPv6File ""
+# hs/ is made by the onion-key init container (key derived per pod, ob_config naming the front).
+HiddenServiceDir /var/lib/tor/data/hs
+HiddenServicePort {{ .Values.tor.virtualPort }} 127.0.0.1:{{ .Values.proxy.port }}
+HiddenServiceOnionbalanceInstance 1
+ExitPolicy reject *:*
+{{- with .Values.tor.extraTorrc }}
+{{ . }}
+{{- end }}
+{{- end -}}
