@@ -37,7 +37,7 @@ import {
 import { TokenClient } from '@llmtor/protocol/client';
 import type { KubeNode } from '@llmtor/devtools/kubeNode';
 import type { TorNetwork } from '@llmtor/devtools/torNetwork';
-import { STAND_IN_TEXT } from '@llmtor/proxy/upstream/localStandInUpstream';
+import { STAND_IN_TEXT } from '@llmtor/proxy/testing';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
