@@ -26,7 +26,8 @@
  * not included (it is a separate service in production too).
  *
  * Usage: node dist/bench/redemptionBench.js [--rounds 7] [--seconds 2] [--concurrency 32] [--latency-requests 1000]
- * BENCH_PROFILE=<dir> writes a V8 CPU profile of both servers into <dir>.
+ * BENCH_PROFILE=<dir> writes a V8 CPU profile of both servers into <dir>; profileBreakdown.js splits
+ * one into the parts of a request (the bench prints the command and the request counts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
