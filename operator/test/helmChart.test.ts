@@ -121,6 +121,15 @@ describe('Helm chart helm/llmtor', function () {
         const proxy = pod.spec!.containers.find((c) => c.name === 'proxy')!;
         const envs = proxy.env!;
         envOf.set(role, envs);
+        if (role === 'issuance') {
+          // The file has only a redemption section (upstream API keys): issuance gets no file at all.
+          assert.equal(envs.find((e) => e.name === 'LLMTOR_CONFIG_FILE'), undefined);
+          assert.equal(pod.spec!.volumes!.find((v) => v.name === 'config'), undefined);
+          assert.equal(pod.metadata!.annotations?.['checksum/config'], undefined);
+          assert.ok(!objs.some((o) => o.metadata?.name === 'llmtor-issuance-config'));
+          assert.ok(!envs.some((e) => /_REDIS_URL$/.test(e.name)), `${role}: no URL next to Sentinel/Cluster`);
+          continue;
+        }
         assert.equal(envs.find((e) => e.name === 'LLMTOR_CONFIG_FILE')?.value, '/etc/llmtor/config/proxy.json', role);
         const mount = proxy.volumeMounts!.find((m) => m.name === 'config');
         assert.deepEqual({ path: mount?.mountPath, ro: mount?.readOnly }, { path: '/etc/llmtor/config', ro: true }, role);
@@ -132,7 +141,7 @@ describe('Helm chart helm/llmtor', function () {
         checksums.add(sum!);
         assert.ok(!envs.some((e) => /_REDIS_URL$/.test(e.name)), `${role}: no URL next to Sentinel/Cluster`);
       }
-      assert.equal(checksums.size, 1, 'the same checksum on both Deployments');
+      assert.equal(checksums.size, 1);
 
       const plain = (role: string) => Object.fromEntries(envOf.get(role)!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
       const fromSecret = (role: string, name: string) => envOf.get(role)!.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
@@ -376,5 +385,92 @@ describe('Helm chart helm/llmtor', function () {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  type Obj = { kind?: string; metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const objects = async (ns: string, values: string[], release = 'llmtor'): Promise<Obj[]> => {
+    const out = (await run(helm, ['template', release, CHART, '--namespace', ns, ...values.flatMap((v) => ['--set', v])], { maxBuffer: 1 << 24 })).stdout;
+    return JSON.parse(JSON.stringify(loadAllYaml(out))) as Obj[];
+  };
+  const find = (objs: Obj[], kind: string, name: string) => {
+    const o = objs.find((x) => x.kind === kind && x.metadata?.name === name);
+    assert.ok(o, `renders ${kind} ${name}`);
+    return o;
+  };
+
+  it('keeps the roles apart: per-role ServiceAccounts, labels and Secrets; redemption pods get only the public directory; issuance pods no upstream API keys', async () => {
+    const values = [
+      'redis.bundled.enabled=true',
+      'tokenIssuer.spec.keyProtection.azureKeyVault.vaultUrl=https://v.vault.azure.net', 'tokenIssuer.spec.keyProtection.azureKeyVault.keyName=kek',
+      'proxy.issuance.serviceAccount.annotations.azure\\.workload\\.identity/client-id=cid',
+      'proxy.issuance.podLabels.azure\\.workload\\.identity/use=true',
+      'proxy.issuance.existingSecret=issuance-secrets',
+      'proxy.redemption.podLabels.side=anonymous',
+      'proxy.redemption.existingSecret=redemption-env',
+      'proxy.config.redemption.providers.openai.apiKeys[0]=sk-upstream',
+    ];
+    const objs = await objects('roles', values);
+    const pod = (role: string) => find(objs, 'Deployment', `llmtor-${role}`).spec.template;
+    const iss = pod('issuance');
+    const red = pod('redemption');
+    assert.equal(iss.spec.serviceAccountName, 'llmtor-issuance');
+    assert.equal(red.spec.serviceAccountName, 'llmtor-redemption');
+    assert.equal(find(objs, 'ServiceAccount', 'llmtor-issuance').metadata!.annotations?.['azure.workload.identity/client-id'], 'cid');
+    assert.equal(find(objs, 'ServiceAccount', 'llmtor-redemption').metadata!.annotations, undefined, 'no workload identity for redemption');
+    assert.equal(iss.metadata.labels['azure.workload.identity/use'], 'true');
+    assert.equal(red.metadata.labels['azure.workload.identity/use'], undefined);
+    assert.equal(red.metadata.labels.side, 'anonymous');
+    const proxy = (p: any) => p.spec.containers.find((c: { name: string }) => c.name === 'proxy'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(proxy(iss).envFrom, [{ secretRef: { name: 'issuance-secrets' } }]);
+    assert.deepEqual(proxy(red).envFrom, [{ secretRef: { name: 'redemption-env' } }]);
+    // Every Secret a pod can read: volumes, envFrom, env valueFrom.
+    const secretsOf = (p: any): string[] => [ // eslint-disable-line @typescript-eslint/no-explicit-any
+      ...p.spec.volumes.filter((v: any) => v.secret).map((v: any) => v.secret.secretName), // eslint-disable-line @typescript-eslint/no-explicit-any
+      ...p.spec.containers.flatMap((c: any) => [...(c.envFrom ?? []).map((e: any) => e.secretRef?.name), ...(c.env ?? []).map((e: any) => e.valueFrom?.secretKeyRef?.name)]), // eslint-disable-line @typescript-eslint/no-explicit-any
+    ].filter(Boolean).sort();
+    assert.deepEqual([...new Set(secretsOf(red))], ['llmtor-proxy-config', 'llmtor-redis', 'redemption-env'], 'redemption: no signing keys, KEK, pepper/Stripe/admin Secret');
+    assert.ok(!secretsOf(iss).includes('llmtor-proxy-config'), 'issuance does not mount the file with upstream API keys');
+    assert.ok(secretsOf(iss).includes('main-signing-keys'));
+    assert.deepEqual(red.spec.volumes.find((v: { name: string }) => v.name === 'keys').configMap, { name: 'main-directory', items: [{ key: 'keys.json', path: 'keys.json' }] });
+    assert.equal(proxy(red).env.find((e: { name: string }) => e.name === 'LLMTOR_KEYVAULT_URL'), undefined);
+    assert.equal(proxy(iss).env.find((e: { name: string }) => e.name === 'LLMTOR_KEYVAULT_URL').value, 'https://v.vault.azure.net');
+    const holders = (objs.filter((o) => o.kind === 'Secret') as V1Secret[]).filter((x) => Object.values(x.data ?? {}).some((v) => Buffer.from(v, 'base64').toString('utf8').includes('sk-upstream'))).map((x) => x.metadata!.name);
+    assert.deepEqual(holders, ['llmtor-proxy-config'], 'the upstream API key is only in the redemption pods\' file');
+    // The Redis URL Secret: each role reads only its own key.
+    const redisKeys = (p: any) => p.spec.containers.flatMap((c: any) => (c.env ?? []).map((e: any) => e.valueFrom?.secretKeyRef?.key)).filter(Boolean); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(redisKeys(red), ['REDEMPTION_REDIS_URL']);
+    assert.deepEqual(redisKeys(iss), ['ISSUANCE_REDIS_URL']);
+
+    // The shared keys of the previous release still work, for issuance only.
+    const old = await objects('roles', [...REDIS, 'proxy.existingSecret=old-shared', 'proxy.podLabels.wi=yes', 'proxy.serviceAccount.annotations.a=b']);
+    assert.deepEqual(proxy(find(old, 'Deployment', 'llmtor-issuance').spec.template).envFrom, [{ secretRef: { name: 'old-shared' } }]);
+    assert.equal(proxy(find(old, 'Deployment', 'llmtor-redemption').spec.template).envFrom, undefined);
+    assert.equal(find(old, 'Deployment', 'llmtor-redemption').spec.template.metadata.labels.wi, undefined);
+    assert.equal(find(old, 'ServiceAccount', 'llmtor-issuance').metadata!.annotations?.a, 'b');
+    assert.equal(find(old, 'ServiceAccount', 'llmtor-redemption').metadata!.annotations, undefined);
+  });
+
+  it('renders a NetworkPolicy per role: redemption cannot reach the issuance Redis, issuance cannot reach upstream providers', async () => {
+    const objs = await objects('np', ['redis.bundled.enabled=true', 'networkPolicy.issuance.httpsCidrs[0]=20.0.0.0/8']);
+    const sel = (o: any) => o.spec.podSelector.matchLabels['app.kubernetes.io/component']; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const red = find(objs, 'NetworkPolicy', 'llmtor-redemption');
+    const iss = find(objs, 'NetworkPolicy', 'llmtor-issuance');
+    assert.equal(sel(red), 'redemption');
+    assert.equal(sel(iss), 'issuance');
+    const podTargets = (np: Obj) => np.spec.egress.flatMap((r: any) => (r.to ?? []).map((t: any) => t.podSelector?.matchLabels?.['app.kubernetes.io/component'])).filter(Boolean); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(podTargets(red), ['redis-redemption']);
+    assert.deepEqual(podTargets(iss), ['redis-issuance']);
+    const ipRules = (np: Obj) => np.spec.egress.filter((r: any) => (r.to ?? []).some((t: any) => t.ipBlock) || !r.to).map((r: any) => ({ cidrs: (r.to ?? []).map((t: any) => t.ipBlock.cidr), ports: (r.ports ?? []).map((p: any) => p.port) })); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(ipRules(iss), [{ cidrs: ['20.0.0.0/8'], ports: [443] }], 'issuance: HTTPS only to the ranges given (Key Vault, Stripe), nothing else outside');
+    assert.deepEqual(ipRules(red), [{ cidrs: ['0.0.0.0/0'], ports: [443] }], 'redemption: providers over HTTPS');
+    assert.ok(red.spec.egress.find((r: any) => r.to?.[0]?.ipBlock).to[0].ipBlock.except.includes('10.0.0.0/8'), 'not into the cluster'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const redisIss = find(objs, 'NetworkPolicy', 'llmtor-redis-issuance');
+    assert.deepEqual(redisIss.spec.ingress.map((r: any) => (r._from ?? r.from)[0].podSelector.matchLabels['app.kubernetes.io/component']), ['issuance'], 'the accounts Redis accepts issuance pods only'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(sel(redisIss), 'redis-issuance');
+    assert.ok(!(await objects('np', ['redis.bundled.enabled=true', 'networkPolicy.enabled=false'])).some((o) => o.kind === 'NetworkPolicy'), 'opt-out');
+    const ns = await newNamespace(env, 'np');
+    const out = await template(ns, ['redis.bundled.enabled=true']);
+    const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: docs(out).filter((d) => /^kind: NetworkPolicy$/m.test(d)).join('\n---\n') });
+    assert.equal(r.code, 0, r.stderr);
   });
 });
