@@ -9,6 +9,7 @@ import { KubeConfig, loadAllYaml, type V1Deployment, type V1EnvVar, type V1Secre
 import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
 import { freePort } from '@llmtor/devtools/ports';
 import { loadConfig } from '@llmtor/proxy/config';
+import { startProxy } from '@llmtor/proxy';
 import { redemptionConfigSchema } from '@llmtor/proxy/redemption/module';
 import { redemptionSection } from '@llmtor/proxy/stack';
 import { startOperator } from '../src/index.js';
@@ -51,7 +52,8 @@ describe('Helm chart helm/llmtor', function () {
     env = await kubeEnv();
   });
 
-  const template = async (ns: string, values: string[] = [], valuesFiles: string[] = []) => (await run(helm, ['template', 'llmtor', CHART, '--namespace', ns, '--include-crds', '--kube-version', env.kubeVersion, ...values.flatMap((v) => ['--set', v]), ...valuesFiles.flatMap((f) => ['--values', f])], { maxBuffer: 1 << 24 })).stdout;
+  // --skip-tests: the test hook Pod needs the namespace's default ServiceAccount, which only a controller-manager makes.
+  const template = async (ns: string, values: string[] = [], valuesFiles: string[] = []) => (await run(helm, ['template', 'llmtor', CHART, '--namespace', ns, '--include-crds', '--skip-tests', '--kube-version', env.kubeVersion, ...values.flatMap((v) => ['--set', v]), ...valuesFiles.flatMap((f) => ['--values', f])], { maxBuffer: 1 << 24 })).stdout;
 
   it('passes helm lint (defaults, Key Vault, Tor sidecar)', async () => {
     for (const values of [[...REDIS], ['redis.bundled.enabled=true', 'tokenIssuer.spec.keyProtection.azureKeyVault.vaultUrl=https://v.vault.azure.net', 'tokenIssuer.spec.keyProtection.azureKeyVault.keyName=kek'], ['tor.enabled=true', 'tor.hiddenServiceSecret=onion', ...REDIS]]) {
@@ -320,8 +322,9 @@ describe('Helm chart helm/llmtor', function () {
             execFileSync('chown', [`0:${fsGroup}`, d]);
             execFileSync('chmod', ['2777', d]);
           } else {
-            // Volumes the proxy container alone mounts (signing keys, …) are not needed here.
+            // Volumes the proxy container alone mounts (signing keys, the operator's directory ConfigMap, …) are not needed here.
             if (v.secret && !secretData[v.secret.secretName]) continue;
+            if (v.configMap && !byName('ConfigMap', v.configMap.name)) continue;
             const data: Record<string, Buffer> = v.secret ? secretData[v.secret.secretName]! : Object.fromEntries(Object.entries(byName('ConfigMap', v.configMap.name).data as Record<string, string>).map(([k, x]) => [k, Buffer.from(x)]));
             const items: Array<{ key: string; path: string }> = (v.secret ?? v.configMap).items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
             await writeAtomically(d, Object.fromEntries(items.map((it) => [it.path, data[it.key]!])), 0o440);
@@ -389,7 +392,7 @@ describe('Helm chart helm/llmtor', function () {
 
   type Obj = { kind?: string; metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
   const objects = async (ns: string, values: string[], release = 'llmtor'): Promise<Obj[]> => {
-    const out = (await run(helm, ['template', release, CHART, '--namespace', ns, ...values.flatMap((v) => ['--set', v])], { maxBuffer: 1 << 24 })).stdout;
+    const out = (await run(helm, ['template', release, CHART, '--namespace', ns, '--skip-tests', ...values.flatMap((v) => ['--set', v])], { maxBuffer: 1 << 24 })).stdout;
     return JSON.parse(JSON.stringify(loadAllYaml(out))) as Obj[];
   };
   const find = (objs: Obj[], kind: string, name: string) => {
@@ -472,5 +475,153 @@ describe('Helm chart helm/llmtor', function () {
     const out = await template(ns, ['redis.bundled.enabled=true']);
     const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: docs(out).filter((d) => /^kind: NetworkPolicy$/m.test(d)).join('\n---\n') });
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('values.schema.json: a wrongly typed value fails helm template and helm lint with a message naming it', async () => {
+    for (const [value, message] of [
+      ['proxy.issuance.replicas=two', "at '/proxy/issuance/replicas': got string, want integer"],
+      ['redis.bundled.enabled=yes', "at '/redis/bundled/enabled': got string, want boolean"],
+      ['proxy.image.digest=sha256:abc', "at '/proxy/image/digest'"],
+      ['networkPolicy.enabled=maybe', "at '/networkPolicy/enabled': got string, want boolean"],
+    ] as const) {
+      const t = await run(helm, ['template', 'llmtor', CHART, '--set', REDIS.join(','), '--set', value]).then(() => '', (e: { stderr: string }) => e.stderr);
+      assert.ok(t.includes("values don't meet the specifications of the schema"), `${value}: ${t}`);
+      assert.ok(t.includes(message), `${value}: ${t}`);
+      const l = await run(helm, ['lint', '--strict', CHART, '--set', REDIS.join(','), '--set', value]).then(() => '', (e: { stdout: string; stderr: string }) => e.stdout + e.stderr);
+      assert.ok(l.includes(message), `lint ${value}: ${l}`);
+    }
+  });
+
+  it('renders without --kube-version; labels are quoted (releases named 123 and y are valid YAML the API server accepts)', async () => {
+    const ns = await newNamespace(env, 'labels');
+    for (const release of ['123', 'y']) {
+      const { stdout } = await run(helm, ['template', release, CHART, '--namespace', ns, '--skip-tests', '--set', REDIS.join(',')], { maxBuffer: 1 << 24 });
+      const objs = JSON.parse(JSON.stringify(loadAllYaml(stdout))) as Obj[];
+      assert.ok(objs.length > 10);
+      for (const o of objs) {
+        for (const labels of [o.metadata?.labels, o.spec?.selector?.matchLabels, o.spec?.template?.metadata?.labels, o.spec?.podSelector?.matchLabels]) {
+          for (const [k, val] of Object.entries(labels ?? {})) assert.equal(typeof val, 'string', `${o.kind} ${o.metadata?.name}: label ${k}=${String(val)}`);
+        }
+        if (o.metadata?.labels) assert.equal(o.metadata.labels['app.kubernetes.io/instance'], release);
+      }
+      const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: stdout });
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+
+  it('two releases in one namespace (another TokenIssuer name): no object of one overwrites the other', async () => {
+    const ns = await newNamespace(env, 'tworel');
+    const first = await template(ns, REDIS);
+    const second = (await run(helm, ['template', 'other', CHART, '--namespace', ns, '--skip-tests', '--set', [...REDIS, 'tokenIssuer.name=second', 'operator.enabled=false'].join(',')], { maxBuffer: 1 << 24 })).stdout;
+    const ids = (y: string) => (JSON.parse(JSON.stringify(loadAllYaml(y))) as Obj[]).filter((o) => o.kind !== 'CustomResourceDefinition').map((o) => `${o.kind}/${o.metadata!.name}`);
+    const both = [...ids(first), ...ids(second)];
+    assert.equal(new Set(both).size, both.length, 'no name twice');
+    assert.ok(ids(second).includes('TokenIssuer/second'));
+    const objs2 = JSON.parse(JSON.stringify(loadAllYaml(second))) as Obj[];
+    const keys = find(objs2, 'Deployment', 'other-llmtor-issuance').spec.template.spec.volumes.find((v: { name: string }) => v.name === 'keys');
+    assert.equal(keys.secret.secretName, 'second-signing-keys');
+    assert.equal(find(objs2, 'Deployment', 'other-llmtor-redemption').spec.template.spec.volumes.find((v: { name: string }) => v.name === 'keys').configMap.name, 'second-directory');
+    // Really applied, one after the other: the second only creates.
+    let r = await env.kubectl(['apply', '-n', ns, '-f', '-'], { input: first });
+    assert.equal(r.code, 0, r.stderr);
+    r = await env.kubectl(['apply', '-n', ns, '-f', '-'], { input: second });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, ids(second).length);
+    for (const line of lines) assert.match(line, / created$/);
+  });
+
+  it('PodDisruptionBudgets, metrics Service and ServiceMonitors, scheduling, probes with a startupProbe, image digests', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const values = [
+      ...REDIS, 'metrics.service.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.serviceMonitor.labels.release=prom',
+      `proxy.image.digest=${digest}`, 'proxy.redemption.priorityClassName=high', 'proxy.redemption.tolerations[0].key=dedicated', 'proxy.redemption.tolerations[0].operator=Exists',
+      'proxy.issuance.topologySpreadConstraints[0].maxSkew=1', 'proxy.issuance.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname', 'proxy.issuance.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway',
+      'proxy.issuance.topologySpreadConstraints[0].labelSelector.matchLabels.app\\.kubernetes\\.io/component=issuance',
+      'operator.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool',
+      'operator.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists',
+      'proxy.issuance.podAnnotations.team=billing', 'proxy.redemption.probes.startupProbe.failureThreshold=90', 'proxy.issuance.probes.livenessProbe.enabled=false',
+      'proxy.issuance.pdb.minAvailable=1',
+    ];
+    const objs = await objects('conv', values);
+    const pdbI = find(objs, 'PodDisruptionBudget', 'llmtor-issuance');
+    const pdbR = find(objs, 'PodDisruptionBudget', 'llmtor-redemption');
+    assert.deepEqual([pdbI.spec.minAvailable, pdbI.spec.maxUnavailable, pdbR.spec.maxUnavailable], [1, undefined, 1]);
+    assert.equal(pdbR.spec.selector.matchLabels['app.kubernetes.io/component'], 'redemption');
+    assert.equal(find(objs, 'Service', 'llmtor-operator-metrics').spec.ports[0].targetPort, 'metrics');
+    for (const [c, port] of [['operator', 'metrics'], ['issuance', 'http'], ['redemption', 'http']]) {
+      const sm = find(objs, 'ServiceMonitor', `llmtor-${c}`);
+      assert.equal(sm.metadata!.labels!.release, 'prom');
+      assert.deepEqual([sm.spec.endpoints[0].port, sm.spec.endpoints[0].path], [port, '/metrics']);
+      // It selects a Service of this release that has that port.
+      const svc = objs.filter((o) => o.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata!.labels?.[k] === v) && o.spec.ports.some((p: { name: string }) => p.name === port));
+      assert.equal(svc.length, 1, `${c}: one Service`);
+    }
+    const pod = (n: string) => find(objs, 'Deployment', n).spec.template;
+    const red = pod('llmtor-redemption');
+    const iss = pod('llmtor-issuance');
+    assert.equal(red.spec.priorityClassName, 'high');
+    assert.deepEqual(red.spec.tolerations, [{ key: 'dedicated', operator: 'Exists' }]);
+    assert.equal(iss.spec.topologySpreadConstraints[0].topologyKey, 'kubernetes.io/hostname');
+    assert.equal(pod('llmtor-operator').spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key, 'pool');
+    assert.equal(iss.metadata.annotations.team, 'billing');
+    const proxyOf = (p: any) => p.spec.containers.find((c: { name: string }) => c.name === 'proxy'); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.deepEqual(proxyOf(red).startupProbe, { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 2, failureThreshold: 90 });
+    assert.equal(proxyOf(iss).livenessProbe, undefined);
+    assert.ok(proxyOf(iss).startupProbe && proxyOf(iss).readinessProbe);
+    assert.ok(pod('llmtor-operator').spec.containers[0].startupProbe);
+    assert.equal(proxyOf(red).image, `ghcr.io/llmtor/llmtor-proxy@${digest}`);
+    assert.equal(pod('llmtor-operator').spec.containers[0].image, 'ghcr.io/llmtor/llmtor-operator:0.1.0');
+    const ns = await newNamespace(env, 'conv');
+    const out = (await run(helm, ['template', 'llmtor', CHART, '--namespace', ns, '--skip-tests', ...values.flatMap((v) => ['--set', v])], { maxBuffer: 1 << 24 })).stdout;
+    // Everything but the ServiceMonitors (no Prometheus Operator CRD here) passes the API server's validation.
+    const r = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: docs(out).filter((d) => !/^kind: ServiceMonitor$/m.test(d)).join('\n---\n') });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /poddisruptionbudget.policy\/llmtor-issuance created \(server dry run\)/);
+    assert.ok(!(await objects('conv', [...REDIS, 'proxy.redemption.replicas=1'])).some((o) => o.kind === 'PodDisruptionBudget' && o.metadata!.name === 'llmtor-redemption'), 'no PDB for a single pod');
+  });
+
+  it('helm test hook: passes against a proxy serving its issuer directory, fails (bounded) when nothing answers', async function () {
+    this.timeout(60_000);
+    const hookYaml = (await run(helm, ['template', 'llmtor', CHART, '--namespace', 'hook', '--show-only', 'templates/tests/directory.yaml', '--set', REDIS.join(',')])).stdout;
+    const hook = (JSON.parse(JSON.stringify(loadAllYaml(hookYaml))) as Obj[])[0]!;
+    assert.equal(hook.metadata?.annotations?.['helm.sh/hook'], 'test');
+    const ns = await newNamespace(env, 'hook');
+    await env.kubectl(['create', 'serviceaccount', 'default', '-n', ns]); // a controller-manager would have made it
+    const applied = await env.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input: hookYaml });
+    assert.equal(applied.code, 0, applied.stderr);
+    const c = hook.spec.containers[0];
+    const envVars = Object.fromEntries(c.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    assert.equal(envVars.LLMTOR_TEST_URLS, 'http://llmtor-issuance.hook.svc:80,http://llmtor-redemption.hook.svc:80');
+    assert.deepEqual(c.command.slice(0, 2), ['node', '-e']);
+    const proxy = await startProxy(loadConfig({ env: { LLMTOR_ROLES: 'issuance', LLMTOR_HOST: '127.0.0.1', PORT: '0', LLMTOR_LOG_LEVEL: 'silent' } }));
+    try {
+      const ok = await run(process.execPath, ['-e', c.command[2]], { env: { ...process.env, LLMTOR_TEST_URLS: proxy.url, LLMTOR_TEST_TRIES: '3' }, timeout: 30_000 });
+      assert.match(ok.stdout, /private-token-issuer-directory: [1-9]\d* token keys/);
+      const port = await freePort();
+      const bad = await run(process.execPath, ['-e', c.command[2]], { env: { ...process.env, LLMTOR_TEST_URLS: `${proxy.url},http://127.0.0.1:${port}`, LLMTOR_TEST_TRIES: '2' }, timeout: 30_000 }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+      assert.ok(bad, 'fails when a Service does not answer');
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, new RegExp(`127\\.0\\.0\\.1:${port}/\\.well-known/private-token-issuer-directory: .*ECONNREFUSED`));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('the README lists every value of values.yaml', () => {
+    const readme = readFileSync(`${CHART}/README.md`, 'utf8');
+    const values = loadAllYaml(readFileSync(`${CHART}/values.yaml`, 'utf8'))[0] as Record<string, unknown>;
+    // Maps the table shows whole (helm/values-table.py).
+    const whole = new Set(['resources', 'probes', 'spec', 'config', 'lease', 'backoff', 'service', 'pdb', 'tlsCa', 'passwordSecret', 'sentinelPasswordSecret']);
+    const missing: string[] = [];
+    const walk = (o: Record<string, unknown>, path: string[]) => {
+      for (const [k, v] of Object.entries(o)) {
+        const p = [...path, k];
+        if (v && typeof v === 'object' && !Array.isArray(v) && !whole.has(k) && Object.keys(v).length > 0) walk(v as Record<string, unknown>, p);
+        else if (!readme.includes(`| \`${p.join('.')}\` |`)) missing.push(p.join('.'));
+      }
+    };
+    walk(values, []);
+    assert.deepEqual(missing, [], 'run python3 helm/values-table.py and update the README');
   });
 });

@@ -1,5 +1,6 @@
+{{- /* A Service name must start with a letter: a release named 123 gets llmtor-123. */ -}}
 {{- define "llmtor.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 50 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" }}{{- end -}}
+{{- if regexMatch "^[0-9]" .Release.Name -}}{{ printf "%s-%s" .Chart.Name .Release.Name | trunc 50 | trimSuffix "-" }}{{- else if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 50 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" }}{{- end -}}
 {{- end -}}
 
 {{- define "llmtor.labels" -}}
