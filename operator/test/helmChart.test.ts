@@ -287,6 +287,10 @@ describe('Helm chart helm/llmtor', function () {
     assert.match(notes, /get secret front-key -o jsonpath='\{\.data\.hostname\}' \| base64 -d/);
     assert.match(notes, /annotate tokenissuer main llmtor\.dev\/rotate=now --overwrite/);
     assert.match(notes, /helm uninstall keeps the TokenIssuer main and its signing keys/);
+    assert.doesNotMatch(notes, /DEPRECATED|WARNING/);
+    const old = (await run(helm, ['install', 'llmtor', CHART, '--dry-run=server', '--kubeconfig', env.kubeconfigPath, '--namespace', ns, '--set', [...REDIS, 'proxy.existingSecret=shared', 'tokenIssuer.spec.keyProtection.azureKeyVault.vaultUrl=https://v.vault.azure.net', 'tokenIssuer.spec.keyProtection.azureKeyVault.keyName=kek'].join(',')], { maxBuffer: 1 << 24 })).stdout;
+    assert.match(old, /DEPRECATED: proxy.existingSecret, .* now apply to the\nissuance pods only/);
+    assert.match(old, /WARNING: Key Vault is configured but networkPolicy.issuance.httpsCidrs is empty/);
   });
 
   it('onion front with kubelet-made volumes: the init containers, run as the pod\'s uid on a root-owned 2777 emptyDir, give tor a HiddenServiceDir it accepts, and each pod\'s backend address is the one Onionbalance lists', async function () {
@@ -463,7 +467,9 @@ describe('Helm chart helm/llmtor', function () {
     const podTargets = (np: Obj) => np.spec.egress.flatMap((r: any) => (r.to ?? []).map((t: any) => t.podSelector?.matchLabels?.['app.kubernetes.io/component'])).filter(Boolean); // eslint-disable-line @typescript-eslint/no-explicit-any
     assert.deepEqual(podTargets(red), ['redis-redemption']);
     assert.deepEqual(podTargets(iss), ['redis-issuance']);
-    const ipRules = (np: Obj) => np.spec.egress.filter((r: any) => (r.to ?? []).some((t: any) => t.ipBlock) || !r.to).map((r: any) => ({ cidrs: (r.to ?? []).map((t: any) => t.ipBlock.cidr), ports: (r.ports ?? []).map((p: any) => p.port) })); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const isDns = (r: any) => r.ports?.length && r.ports.every((p: any) => p.port === 53); // eslint-disable-line @typescript-eslint/no-explicit-any
+    for (const np of [iss, red]) assert.equal(np.spec.egress.filter(isDns).length, 1, 'DNS');
+    const ipRules = (np: Obj) => np.spec.egress.filter((r: any) => !isDns(r) && ((r.to ?? []).some((t: any) => t.ipBlock) || !r.to)).map((r: any) => ({ cidrs: (r.to ?? []).map((t: any) => t.ipBlock.cidr), ports: (r.ports ?? []).map((p: any) => p.port) })); // eslint-disable-line @typescript-eslint/no-explicit-any
     assert.deepEqual(ipRules(iss), [{ cidrs: ['20.0.0.0/8'], ports: [443] }], 'issuance: HTTPS only to the ranges given (Key Vault, Stripe), nothing else outside');
     assert.deepEqual(ipRules(red), [{ cidrs: ['0.0.0.0/0'], ports: [443] }], 'redemption: providers over HTTPS');
     assert.ok(red.spec.egress.find((r: any) => r.to?.[0]?.ipBlock).to[0].ipBlock.except.includes('10.0.0.0/8'), 'not into the cluster'); // eslint-disable-line @typescript-eslint/no-explicit-any
