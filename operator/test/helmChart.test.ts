@@ -9,7 +9,7 @@ import { KubeConfig, loadAllYaml, type V1Deployment, type V1EnvVar, type V1Secre
 import type { KubeTestEnv } from '@llmtor/devtools/kubeTestEnv';
 import { freePort } from '@llmtor/devtools/ports';
 import { loadConfig } from '@llmtor/proxy/config';
-import { startProxy } from '@llmtor/proxy';
+import { DirectoryKeySource, startProxy } from '@llmtor/proxy';
 import { redemptionConfigSchema } from '@llmtor/proxy/redemption/module';
 import { redemptionSection } from '@llmtor/proxy/stack';
 import { startOperator } from '../src/index.js';
@@ -216,6 +216,21 @@ describe('Helm chart helm/llmtor', function () {
       }, 30_000);
       assert.equal(st.keys!.length, 3);
       assert.ok((await cluster.events(ns)).some((e) => e.reason === 'KeyPublished'), 'events are allowed');
+      // What a redemption pod mounts (the chart's volume: keys.json of the operator's ConfigMap) loads as the
+      // public keys of every key file in the Secret, through the proxy's own loader.
+      const vol = (JSON.parse(JSON.stringify(loadAllYaml(out))) as { kind?: string; metadata?: { name?: string }; spec?: any }[]) // eslint-disable-line @typescript-eslint/no-explicit-any
+        .find((o) => o.kind === 'Deployment' && o.metadata?.name === 'llmtor-redemption')!.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'keys');
+      const cm = JSON.parse((await env.kubectl(['get', 'configmap', vol.configMap.name, '-n', ns, '-o', 'json'])).stdout) as { data: Record<string, string> };
+      const secret = JSON.parse((await env.kubectl(['get', 'secret', 'main-signing-keys', '-n', ns, '-o', 'json'])).stdout) as { data: Record<string, string> };
+      const pub = mkdtempSync(join(tmpdir(), 'llmtor-pubkeys-'));
+      try {
+        for (const it of vol.configMap.items as { key: string; path: string }[]) writeFileSync(join(pub, it.path), cm.data[it.key]!);
+        const loaded = await new DirectoryKeySource(pub, { openPrivateKeys: false }).load();
+        assert.deepEqual(loaded.problems, []);
+        assert.deepEqual(loaded.entries.map((e) => `${e.meta.keyId}.json`).sort(), Object.keys(secret.data).sort());
+      } finally {
+        rmSync(pub, { recursive: true, force: true });
+      }
       // and the Role does not let it read Secrets elsewhere
       r = await env.kubectl(['auth', 'can-i', 'get', 'secrets', '-n', 'default', `--as=system:serviceaccount:${ns}:llmtor-operator`]);
       assert.equal(r.stdout.trim(), 'no');

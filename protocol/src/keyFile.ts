@@ -159,7 +159,7 @@ function isIso(v: unknown): v is string {
   return typeof v === 'string' && !Number.isNaN(Date.parse(v)) && /^\d{4}-\d{2}-\d{2}T/.test(v);
 }
 
-/** Validates the JSON of a key file (no crypto). */
+/** Checks the public fields shared by key files and key metadata. */
 function checkKeyMetadata(o: Record<string, unknown>, bad: (msg: string) => never): void {
   if (typeof o.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(o.keyId)) bad('keyId must be 64 lowercase hex digits');
   if (!isKeyPurpose(o.purpose)) bad('purpose must be credit, permanent or transient');
@@ -187,6 +187,7 @@ export function parseKeyMetadata(doc: unknown): KeyMetadata {
   return doc as KeyMetadata;
 }
 
+/** Validates the JSON of a key file (no crypto). */
 export function parseSigningKeyFile(input: unknown): SigningKeyFile {
   let doc: unknown = input;
   if (typeof input === 'string') {
