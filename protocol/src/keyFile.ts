@@ -194,6 +194,34 @@ function isIso(v: unknown): v is string {
   return typeof v === 'string' && !Number.isNaN(Date.parse(v)) && /^\d{4}-\d{2}-\d{2}T/.test(v);
 }
 
+/** Checks the public fields shared by key files and key metadata. */
+function checkKeyMetadata(o: Record<string, unknown>, bad: (msg: string) => never): void {
+  if (typeof o.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(o.keyId)) bad('keyId must be 64 lowercase hex digits');
+  if (!isKeyPurpose(o.purpose)) bad('purpose must be credit, permanent or transient');
+  if (o.epoch !== undefined && !isEpoch(o.epoch)) bad('epoch must be YYYY-MM');
+  if (o.purpose === 'transient' && o.epoch === undefined) bad('a transient key needs an epoch');
+  for (const f of ['notBefore', 'issuanceEnd', 'redemptionEnd']) if (!isIso(o[f])) bad(`${f} must be an ISO 8601 time`);
+  if (Date.parse(o.issuanceEnd as string) > Date.parse(o.redemptionEnd as string)) bad('issuanceEnd is after redemptionEnd');
+  if (typeof o.publicKey !== 'string') bad('publicKey must be base64url');
+  fromBase64Url(o.publicKey as string, 'publicKey');
+  if (!bytesEqual(tokenKeyId(fromBase64Url(o.publicKey as string)), fromHex(o.keyId as string))) bad('keyId is not SHA-256 of publicKey');
+}
+
+/**
+ * Parses the public metadata of one key (an element of the operator's `keys.json`,
+ * the directory ConfigMap): what redemption-only pods load instead of key files.
+ */
+export function parseKeyMetadata(doc: unknown): KeyMetadata {
+  const bad = (msg: string): never => {
+    throw new ProtocolError('malformed', `key metadata: ${msg}`);
+  };
+  if (typeof doc !== 'object' || doc === null) return bad('must be a JSON object');
+  checkKeyMetadata(doc as Record<string, unknown>, bad);
+  const o = doc as Record<string, unknown>;
+  if ('privateKey' in o) bad('must not hold a private key');
+  return doc as KeyMetadata;
+}
+
 /** Validates the JSON of a key file (no crypto). */
 export function parseSigningKeyFile(input: unknown): SigningKeyFile {
   let doc: unknown = input;
@@ -210,15 +238,7 @@ export function parseSigningKeyFile(input: unknown): SigningKeyFile {
   if (typeof doc !== 'object' || doc === null) return bad('must be a JSON object');
   const o = doc as Record<string, unknown>;
   if (o.version !== 1) bad(`unsupported version ${JSON.stringify(o.version)}`);
-  if (typeof o.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(o.keyId)) bad('keyId must be 64 lowercase hex digits');
-  if (!isKeyPurpose(o.purpose)) bad('purpose must be credit, permanent or transient');
-  if (o.epoch !== undefined && !isEpoch(o.epoch)) bad('epoch must be YYYY-MM');
-  if (o.purpose === 'transient' && o.epoch === undefined) bad('a transient key needs an epoch');
-  for (const f of ['notBefore', 'issuanceEnd', 'redemptionEnd']) if (!isIso(o[f])) bad(`${f} must be an ISO 8601 time`);
-  if (Date.parse(o.issuanceEnd as string) > Date.parse(o.redemptionEnd as string)) bad('issuanceEnd is after redemptionEnd');
-  if (typeof o.publicKey !== 'string') bad('publicKey must be base64url');
-  fromBase64Url(o.publicKey as string, 'publicKey');
-  if (!bytesEqual(tokenKeyId(fromBase64Url(o.publicKey as string)), fromHex(o.keyId as string))) bad('keyId is not SHA-256 of publicKey');
+  checkKeyMetadata(o, bad);
   const pk = o.privateKey as Record<string, unknown> | undefined;
   if (typeof pk !== 'object' || pk === null) return bad('privateKey missing');
   if (pk.type === 'plain') {

@@ -1,24 +1,90 @@
+{{- /* A Service name must start with a letter: a release named 123 gets llmtor-123. */ -}}
 {{- define "llmtor.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 50 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" }}{{- end -}}
+{{- if regexMatch "^[0-9]" .Release.Name -}}{{ printf "%s-%s" .Chart.Name .Release.Name | trunc 50 | trimSuffix "-" }}{{- else if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 50 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" }}{{- end -}}
 {{- end -}}
 
 {{- define "llmtor.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ .Chart.Name | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
 {{- end -}}
 
+{{- /* Labels are quoted: a release named 123 or y would otherwise be a number or a boolean, not a string. */ -}}
 {{- define "llmtor.selector" -}}
-app.kubernetes.io/name: {{ .root.Chart.Name }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/name: {{ .root.Chart.Name | quote }}
+app.kubernetes.io/instance: {{ .root.Release.Name | quote }}
+app.kubernetes.io/component: {{ .component | quote }}
 {{- end -}}
 
+{{- /* image.digest (sha256:…) pins the image and overrides the tag. */ -}}
 {{- define "llmtor.image" -}}
+{{- if .image.digest -}}
+{{ printf "%s/%s@%s" .root.Values.image.registry .image.repository .image.digest }}
+{{- else -}}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
 {{ printf "%s/%s:%s" .root.Values.image.registry .image.repository $tag }}
+{{- end -}}
+{{- end -}}
+
+{{- /* Per-role values of the proxy (proxy.issuance / proxy.redemption). The former shared keys
+proxy.serviceAccount.annotations, proxy.podLabels and proxy.existingSecret still apply, to issuance
+only (the identity side: workload identity, pepper, Stripe, admin token); removed in the next release. */ -}}
+{{- define "llmtor.roleSaAnnotations" -}}
+{{- $cfg := index .root.Values.proxy .role -}}
+{{- $a := (($cfg.serviceAccount | default dict).annotations) | default dict -}}
+{{- if eq .role "issuance" }}{{ $a = merge (deepCopy $a) (((.root.Values.proxy.serviceAccount | default dict).annotations) | default dict) }}{{ end -}}
+{{- with $a }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+{{- define "llmtor.rolePodLabels" -}}
+{{- $cfg := index .root.Values.proxy .role -}}
+{{- $l := $cfg.podLabels | default dict -}}
+{{- if eq .role "issuance" }}{{ $l = merge (deepCopy $l) (.root.Values.proxy.podLabels | default dict) }}{{ end -}}
+{{- /* Quoted: --set x=true must stay a string label. */ -}}
+{{- range $k, $v := $l }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end -}}
+{{- end -}}
+{{- define "llmtor.roleExistingSecret" -}}
+{{- $cfg := index .root.Values.proxy .role -}}
+{{- if eq .role "issuance" }}{{ $cfg.existingSecret | default .root.Values.proxy.existingSecret }}{{ else }}{{ $cfg.existingSecret }}{{ end -}}
+{{- end -}}
+{{- define "llmtor.roleSaName" -}}
+{{- $sa := (index .root.Values.proxy .role).serviceAccount | default dict -}}
+{{- if $sa.name }}{{ $sa.name }}{{ else }}{{ printf "%s-%s" (include "llmtor.fullname" .root) .role }}{{ end -}}
+{{- end -}}
+
+{{- /* Probes of a container: values (httpGet path/port filled in) or the defaults; startupProbe gives a slow start room without a long liveness delay. */ -}}
+{{- define "llmtor.probes" -}}
+{{- $p := .probes | default dict -}}
+{{- range $kind, $path := dict "startupProbe" "/healthz" "livenessProbe" "/healthz" "readinessProbe" "/readyz" }}
+{{- $v := index $p $kind | default dict }}
+{{- if ne (toString $v.enabled) "false" }}
+{{ $kind }}:
+  httpGet: { path: {{ $path }}, port: {{ $.port }} }
+  {{- toYaml (omit $v "enabled") | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- /* Scheduling of one component's pods: affinity, tolerations, topology spread, node selector, priority class. */ -}}
+{{- define "llmtor.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .topologySpreadConstraints }}
+topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "llmtor.issuerName" -}}{{ .Values.tokenIssuer.name }}{{- end -}}
@@ -38,6 +104,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- /* Proxy JSON configuration file (LLMTOR_CONFIG_FILE): a Secret this chart renders from proxy.config, or an existing one (key proxy.json). */ -}}
 {{- define "llmtor.configSecret" -}}
 {{- if .Values.proxy.existingConfigSecret -}}{{ .Values.proxy.existingConfigSecret }}{{- else if .Values.proxy.config -}}{{ printf "%s-proxy-config" (include "llmtor.fullname" .) }}{{- end -}}
+{{- end -}}
+
+{{- /* The issuance pods' config file: proxy.config without its redemption section (providers, upstream API keys). Empty when nothing is left or an existing Secret is used (issuance then gets none). */ -}}
+{{- define "llmtor.issuanceConfig" -}}
+{{- if and .Values.proxy.config (not .Values.proxy.existingConfigSecret) (omit .Values.proxy.config "redemption") -}}{{ printf "%s-issuance-config" (include "llmtor.fullname" .) }}{{- end -}}
 {{- end -}}
 
 {{- /* Sentinel or Cluster target of one role (redis.issuance / redis.redemption), true when set: it replaces the URL. */ -}}

@@ -149,6 +149,27 @@ describe('identity: key directory', function () {
     assert.equal(m.keyring().size, 3);
     await m.close();
   });
+
+  it('a redemption-only loader reads the public directory ConfigMap (keys.json, no key files) and refuses it for issuance', async () => {
+    const pub = tempDir('llmtor-pubdir-');
+    try {
+      const metas = (await sharedTestKeys()).entries.map((e) => e.meta);
+      // As the operator writes its ConfigMap (operator/src/keySecret.ts): keys.json and directory.json.
+      writeFileSync(join(pub, 'keys.json'), JSON.stringify(metas));
+      writeFileSync(join(pub, 'directory.json'), JSON.stringify({ 'issuer-request-uri': 'x', 'token-keys': [] }));
+      const loaded = await new DirectoryKeySource(pub, { openPrivateKeys: false }).load();
+      assert.deepEqual(loaded.problems, []);
+      assert.deepEqual(loaded.entries.map((e) => e.meta.keyId).sort(), metas.map((m) => m.keyId).sort());
+      assert.equal(loaded.privateKeys.size, 0);
+      const issuing = await new DirectoryKeySource(pub, { openPrivateKeys: true }).load();
+      assert.equal(issuing.entries.length, 0);
+      assert.match(issuing.problems[0]!.message, /issuance needs the key files/);
+      writeFileSync(join(pub, 'keys.json'), JSON.stringify([{ ...metas[0], keyId: '00'.repeat(32) }]));
+      assert.match((await new DirectoryKeySource(pub, { openPrivateKeys: false }).load()).problems[0]!.message, /keyId is not SHA-256 of publicKey/);
+    } finally {
+      rmSync(pub, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('identity: key files wrapped by Azure Key Vault (local stand-in of the REST API)', function () {
