@@ -24,6 +24,10 @@ const { startLocalStack } = require('@llmtor/proxy/localStack') as typeof LocalS
 const { LocalStandInUpstream } = require('@llmtor/proxy/upstream/localStandInUpstream') as typeof StandInModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
+// Browser globals inside page.evaluate callbacks (the tests compile without the DOM lib).
+declare const getComputedStyle: (e: unknown) => { color: string; backgroundColor: string; borderTopColor: string; borderTopWidth: string; borderTopStyle: string };
+declare const document: { body: unknown };
+
 const ROOT = path.resolve(__dirname, '../../..');
 const VSIX = path.resolve(__dirname, '../../out/llmtor.vsix');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -115,7 +119,23 @@ describe('VS Code (code-server) end to end over Tor', function () {
     return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
   }
 
-  it('creates an account, gets tokens and chats with a streamed answer from the real proxy over Tor', async () => {
+  /** The webview's count of state updates (main.ts sets it on each one). */
+  async function updates(): Promise<number> {
+    return Number((await webview().locator('#app').getAttribute('data-updates')) ?? '0');
+  }
+
+  /** Runs a command that publishes state and waits until the webview received the update. */
+  async function forceStateUpdate(): Promise<void> {
+    const before = await updates();
+    await runCommand('LLM-Tor: Refresh Balance');
+    const deadline = Date.now() + 30_000;
+    while ((await updates()) <= before) {
+      assert.ok(Date.now() < deadline, 'no state update reached the webview');
+      await page.waitForTimeout(100);
+    }
+  }
+
+  it('chat-first panel: creates an account, gets tokens and chats with a streamed, highlighted answer over Tor; typed text survives state updates', async () => {
     await page.goto(code.workbenchUrl);
     await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     await runCommand('LLM-Tor: Open Chat');
@@ -123,10 +143,20 @@ describe('VS Code (code-server) end to end over Tor', function () {
     await ui.locator('#status').waitFor({ timeout: 60_000 });
     await ui.locator('#tor-state.ready').waitFor({ timeout: 60_000 });
 
-    // Account: the key is shown once in the panel.
+    // Chat-first: the composer and the conversation; account, purchase and sign-out are not in the panel.
+    await ui.locator('#prompt').waitFor();
+    for (const gone of ['#sign-out', '#buy', '#pack', '#refresh', '#signin-key']) assert.equal(await ui.locator(gone).count(), 0, `${gone} is in the chat panel`);
+    await ui.locator('#account-btn').waitFor();
+    // The view title carries the actions, with icons.
+    await page.locator('.title-actions a[aria-label^="New Chat"], .pane-header .actions a[aria-label^="New Chat"]').first().waitFor({ state: 'attached', timeout: 10_000 });
+
+    // A draft typed before the account exists survives every update on the way (busy, key, balance, tokens).
+    const draft = 'A draft that must survive state updates';
+    await ui.locator('#prompt').fill(draft);
     await ui.locator('#create-account').click();
     const key = (await ui.locator('#account-key').textContent({ timeout: 30_000 }))?.trim() ?? '';
     assert.match(key, /^[\d ]{40,}$/);
+    assert.equal(await ui.locator('#prompt').inputValue(), draft);
     // Credits: the local stack's admin grant (stands in for a Stripe purchase).
     const grant = await fetch(`${stack.url}/v1/admin/grants`, {
       method: 'POST',
@@ -135,10 +165,13 @@ describe('VS Code (code-server) end to end over Tor', function () {
     });
     assert.equal(grant.status, 201);
     await ui.locator('#dismiss-key').click();
-    await ui.locator('#get-tokens').click();
-    await ui.locator('#wallet', { hasText: 'Wallet: 3 tokens (3 ready)' }).waitFor({ timeout: 90_000 });
-    await ui.locator('#balance', { hasText: 'Balance: 7 credits' }).waitFor({ timeout: 30_000 });
-    await ui.locator('#model option', { hasText: 'test-model — 1 credit' }).waitFor({ state: 'attached', timeout: 30_000 });
+    await runCommand('LLM-Tor: Get Tokens Now');
+    await ui.locator('#wallet', { hasText: '3 tokens (3 ready)' }).waitFor({ timeout: 90_000 });
+    await ui.locator('#balance', { hasText: '7 credits' }).waitFor({ timeout: 30_000 });
+    await ui.locator('#model option', { hasText: 'test-model' }).waitFor({ state: 'attached', timeout: 30_000 });
+    assert.equal(await ui.locator('#prompt').inputValue(), draft, 'the draft survived account creation and the refill');
+    // Cost preview for the message in the composer.
+    await ui.locator('#cost', { hasText: '1 credit' }).waitFor({ timeout: 10_000 });
 
     // Chat: type, send, watch the answer grow.
     const peersBefore = peers.length;
@@ -158,9 +191,16 @@ describe('VS Code (code-server) end to end over Tor', function () {
     assert.ok(seen.size >= 3, `the answer appeared in pieces (saw ${seen.size} distinct states)`);
     await ui.locator('.msg.assistant strong', { hasText: 'LLM-Tor' }).waitFor();
     await ui.locator('.msg.assistant pre code', { hasText: 'console.log("private");' }).waitFor();
-    await ui.locator('.msg.assistant .copy-code').first().waitFor();
+    // Highlighted from the theme's colours, and the inline-code background does not leak into the block.
+    await ui.locator('.msg.assistant pre code .tok-string', { hasText: '"private"' }).waitFor();
+    const codeBg = await ui.locator('.msg.assistant pre code').first().evaluate((e) => getComputedStyle(e).backgroundColor);
+    assert.equal(codeBg, 'rgba(0, 0, 0, 0)', 'pre > code has no background of its own');
+    const strColor = await ui.locator('.msg.assistant .tok-string').first().evaluate((e) => getComputedStyle(e).color);
+    const plainColor = await ui.locator('.msg.assistant pre code').first().evaluate((e) => getComputedStyle(e).color);
+    assert.notEqual(strColor, plainColor, 'strings are coloured');
+    for (const b of ['.copy-code', '.insert-code', '.apply-code']) await ui.locator(`.msg.assistant ${b}`).first().waitFor();
     await ui.locator('.msg.assistant .meta', { hasText: 'test-model · 1 credit' }).waitFor();
-    await ui.locator('#wallet', { hasText: 'Wallet: 2 tokens' }).waitFor({ timeout: 10_000 });
+    await ui.locator('#wallet', { hasText: '2 tokens' }).waitFor({ timeout: 10_000 });
 
     // The proxy's peers for the chat were the onion service's tor, never this machine's client.
     const chatPeers = peers.slice(peersBefore);
@@ -171,9 +211,60 @@ describe('VS Code (code-server) end to end over Tor', function () {
     assert.match(last.rawBody, /Say hello privately\./);
     assert.doesNotMatch(last.rawBody, /"user"\s*:/);
 
+    // Every input keeps its text across a state update: the composer and an open edit box.
+    await ui.locator('#prompt').fill('second draft');
+    await ui.locator('.msg.user button', { hasText: 'Edit' }).first().click();
+    await ui.locator('.edit-box').fill('an edit in progress');
+    await forceStateUpdate();
+    assert.equal(await ui.locator('#prompt').inputValue(), 'second draft');
+    assert.equal(await ui.locator('.edit-box').inputValue(), 'an edit in progress', 'the open edit box survived the update');
+    await ui.locator('.msg.user button', { hasText: 'Cancel' }).click();
+    await ui.locator('#prompt').fill('');
+
     // Status bar shows Tor and the wallet.
     await page.locator('.statusbar-item', { hasText: /Tor · .*2\/2/ }).first().waitFor({ timeout: 10_000 });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-chat.png') });
+  });
+
+  it('is readable in the dark, light and both high-contrast themes (screenshots, buttons keep a visible border or background)', async () => {
+    const ui = webview();
+    const themes = [
+      { name: 'Default Dark Modern', cls: 'vs-dark', file: 'dark', hc: false },
+      { name: 'Default Light Modern', cls: 'vs', file: 'light', hc: false },
+      { name: 'Default High Contrast', cls: 'hc-black', file: 'hc-dark', hc: true },
+      { name: 'Default High Contrast Light', cls: 'hc-light', file: 'hc-light', hc: true },
+    ];
+    mkdirSync(ARTIFACTS, { recursive: true });
+    for (const t of themes) {
+      await runCommand('Preferences: Color Theme');
+      const input = page.locator('.quick-input-widget input');
+      await input.fill(t.name);
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: new RegExp(`^${t.name}`) }).first().waitFor({ timeout: 10_000 });
+      await page.keyboard.press('Enter');
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const cls = (await page.locator('.monaco-workbench').first().getAttribute('class')) ?? '';
+        if (cls.split(/\s+/).includes(t.cls)) break;
+        assert.ok(Date.now() < deadline, `theme ${t.name} not applied: ${cls}`);
+        await page.waitForTimeout(200);
+      }
+      // The webview gets the theme's variables a moment after the workbench.
+      await page.waitForTimeout(1500);
+      for (const id of ['#send', '#account-btn', '#new-chat', '.msg.assistant .copy-code']) {
+        const st = await ui.locator(id).first().evaluate((e) => {
+          const c = getComputedStyle(e);
+          return { color: c.color, bg: c.backgroundColor, border: c.borderTopColor, width: c.borderTopWidth, style: c.borderTopStyle, bodyBg: getComputedStyle(document.body).backgroundColor };
+        });
+        const transparent = (c: string) => c === 'rgba(0, 0, 0, 0)' || c === 'transparent';
+        assert.ok(!transparent(st.bg) || !transparent(st.border), `${t.file} ${id}: neither background nor border (${JSON.stringify(st)})`);
+        assert.notEqual(st.color, st.bg, `${t.file} ${id}: text colour equals background`);
+        if (t.hc) {
+          assert.equal(st.style, 'solid', `${t.file} ${id}: ${JSON.stringify(st)}`);
+          assert.ok(!transparent(st.border) && st.width !== '0px', `${t.file} ${id}: high contrast needs a border (${JSON.stringify(st)})`);
+        }
+      }
+      await page.screenshot({ path: path.join(ARTIFACTS, `vscode-extension-${t.file}.png`) });
+    }
   });
 });
