@@ -86,6 +86,11 @@ describe('VS Code (code-server) end to end over Tor', function () {
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-default-apps', '--no-first-run', '--no-default-browser-check', '--metrics-recording-only'],
     });
     page = context.pages()[0] ?? (await context.newPage());
+    // Script errors in the webview fail loudly instead of as a timeout elsewhere.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /webview|llmtor/i.test(m.text() + (m.location().url ?? ''))) console.error(`[browser] ${m.text()} @ ${m.location().url}`);
+    });
+    page.on('pageerror', (e) => console.error(`[pageerror] ${e.message}`));
   });
 
   after(async () => {
@@ -185,7 +190,10 @@ describe('VS Code (code-server) end to end over Tor', function () {
       if (text && !text.startsWith('Waiting for the answer')) seen.add(text);
       const streaming = await ui.locator('.msg.assistant.streaming').count();
       if (streaming === 0 && text.includes('That was a code block.')) break;
-      assert.ok(Date.now() < deadline, `no complete answer; last text: ${JSON.stringify(text)}`);
+      if (Date.now() > deadline) {
+        const dump = await ui.locator('#messages').evaluate((e: { innerHTML: string }) => e.innerHTML);
+        assert.fail(`no complete answer; last text: ${JSON.stringify(text)}; messages: ${dump.slice(0, 3000)}`);
+      }
       await page.waitForTimeout(40);
     }
     assert.ok(seen.size >= 3, `the answer appeared in pieces (saw ${seen.size} distinct states)`);
@@ -240,8 +248,16 @@ describe('VS Code (code-server) end to end over Tor', function () {
       await runCommand('Preferences: Color Theme');
       const input = page.locator('.quick-input-widget input');
       await input.fill(t.name);
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: new RegExp(`^${t.name}`) }).first().waitFor({ timeout: 10_000 });
-      await page.keyboard.press('Enter');
+      const rows = page.locator('.quick-input-list .monaco-list-row');
+      let index = -1;
+      let texts: string[] = [];
+      for (let i = 0; i < 50 && index < 0; i++) {
+        await page.waitForTimeout(200);
+        texts = (await rows.allInnerTexts()).map((x) => x.split('\n')[0]!.trim());
+        index = texts.indexOf(t.name);
+      }
+      assert.ok(index >= 0, `theme ${t.name} not in the picker: ${JSON.stringify(texts)}`);
+      await rows.nth(index).click();
       const deadline = Date.now() + 30_000;
       for (;;) {
         const cls = (await page.locator('.monaco-workbench').first().getAttribute('class')) ?? '';

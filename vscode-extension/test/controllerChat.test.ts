@@ -13,7 +13,9 @@ import { installVscodeStub } from './helpers/vscodeStub.js';
 
 type Sent = { role: string; content: string }[];
 
-async function controller(reply: (messages: Sent) => Promise<string>) {
+type Opts = { onRetry?: (e: unknown, attempt: number, of: number) => void };
+
+async function controller(reply: (messages: Sent, opts: Opts) => Promise<string>) {
   installVscodeStub({});
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Controller } = require('../src/vscode/controller.js') as typeof ControllerModule;
@@ -28,9 +30,9 @@ async function controller(reply: (messages: Sent) => Promise<string>) {
   const model = { id: 'm', priceCredits: 1, bytesPerCredit: 30_000 };
   Object.assign(c.client, {
     models: async () => [model],
-    send: async (_m: string, messages: Sent) => {
+    send: async (_m: string, messages: Sent, opts: Opts) => {
       sent.push(messages.map((x) => ({ role: x.role, content: x.content })));
-      const content = await reply(messages);
+      const content = await reply(messages, opts);
       return { content, credits: 1 };
     },
   });
@@ -57,6 +59,22 @@ describe('controller: chat flow', () => {
     await c.edit(after[0]!.id, 'first, again');
     assert.deepEqual(sent.at(-1), [{ role: 'user', content: 'first, again' }]);
     assert.equal(c.state().messages[0]?.error, undefined);
+    c.dispose();
+  });
+
+  it('says at once that the upstream failed and the request is being retried', async () => {
+    let release!: () => void;
+    const { c } = await controller(async (_m, opts) => {
+      opts.onRetry?.(new ServerError(502, 'upstream_failed', 'chat: the upstream provider failed'), 1, 2);
+      await new Promise<void>((r) => (release = r));
+      return 'late answer';
+    });
+    const sending = c.send('hello');
+    for (let i = 0; i < 50 && !c.state().busy; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(c.state().busy ?? '', /model provider failed.*retrying \(1 of 2\)/);
+    release();
+    await sending;
+    assert.equal(c.state().busy, undefined);
     c.dispose();
   });
 

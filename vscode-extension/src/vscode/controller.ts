@@ -458,6 +458,11 @@ export class Controller implements vscode.Disposable {
           content += d;
           this.post({ type: 'delta', id: answer.id, text: d });
         },
+        onRetry: (e, attempt, of) => {
+          // Said as soon as the proxy reports it, not after the retries.
+          this.busy = `${explain(e).text.replace(/\.$/, '')} — retrying (${attempt} of ${of}) with the same tokens, no second charge…`;
+          this.publish();
+        },
       });
       this.history.update(answer.id, { content: r.content, credits: r.credits, model: useModel });
     } catch (e) {
@@ -480,6 +485,7 @@ export class Controller implements vscode.Disposable {
     } finally {
       this.streamingId = undefined;
       this.abort = undefined;
+      this.busy = undefined;
       await this.updateCounts();
     }
   }

@@ -187,7 +187,7 @@ function renderBanners(s: UiState): void {
 
 function messageSig(m: ChatMessage, s: UiState): string {
   const isStreaming = m.id === s.streamingId;
-  return JSON.stringify([m.content, m.error, m.model, m.credits, isStreaming, !!s.streamingId]);
+  return JSON.stringify([m.content, m.error, m.model, m.credits, isStreaming, !!s.streamingId, isStreaming ? s.busy : undefined]);
 }
 
 function renderMessage(m: ChatMessage, s: UiState): HTMLElement {
@@ -215,7 +215,7 @@ function fillContent(content: HTMLElement, m: ChatMessage, text: string, isStrea
     b.classList.add('secondary');
     b.addEventListener('click', () => post(b.classList.contains('apply-code') ? { type: 'applyDiff', text: block.code, lang: block.lang } : { type: b.classList.contains('insert-code') ? 'insert' : 'copy', text: block.code }));
   });
-  if (isStreaming && !text) content.append(el('span', { class: 'busy' }, 'Waiting for the answer over Tor…'));
+  if (isStreaming && !text) content.append(el('span', { class: 'busy' }, state?.busy ?? 'Waiting for the answer over Tor…'));
 }
 
 function openEditor(m: ChatMessage): void {
@@ -268,6 +268,7 @@ function renderMessages(s: UiState): void {
     } else if (entry.sig !== sig && !editing.has(m.id)) {
       const fresh = renderMessage(m, s);
       entry.node.replaceWith(fresh);
+      if (before === entry.node) before = fresh;
       entry.node = fresh;
       entry.sig = sig;
     }
