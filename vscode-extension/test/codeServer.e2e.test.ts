@@ -7,7 +7,7 @@
  * A screenshot is saved under test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +28,27 @@ const { LocalStandInUpstream } = require('@llmtor/proxy/upstream/localStandInUps
 declare const getComputedStyle: (e: unknown) => { color: string; backgroundColor: string; borderTopColor: string; borderTopWidth: string; borderTopStyle: string };
 declare const document: { body: unknown };
 
+/** In the browser: an element's text colour and the first opaque background behind it. */
+const COLOURS = new Function(
+  'e',
+  `let n = e; let bg = 'rgb(255, 255, 255)';
+   while (n) { const b = getComputedStyle(n).backgroundColor; if (b !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(b)) { bg = b; break; } n = n.parentElement; }
+   return { color: getComputedStyle(e).color, bg };`,
+) as (e: unknown) => { color: string; bg: string };
+
+/** WCAG contrast ratio of two rgb()/rgba() colours (alpha ignored). */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, bl] = (c.match(/[\d.]+/g) ?? ['0', '0', '0']).slice(0, 3).map((v) => {
+      const x = Number(v) / 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
 const ROOT = path.resolve(__dirname, '../../..');
 const VSIX = path.resolve(__dirname, '../../out/llmtor.vsix');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -43,6 +64,7 @@ describe('VS Code (code-server) end to end over Tor', function () {
   let context: BrowserContext;
   let page: Page;
   let profileDir: string;
+  let torDataDir: string;
   const peers: (PeerOwner | undefined)[] = [];
 
   before(async function () {
@@ -62,15 +84,21 @@ describe('VS Code (code-server) end to end over Tor', function () {
     });
     stack.proxy.server.server.on('connection', (s: Socket) => peers.push(tor?.ownerOfPeerPort(s.remotePort ?? 0, stack.proxy.port)));
     tor = await startTorNetwork({ onionTargetPort: stack.proxy.port });
+    torDataDir = mkdtempSync(path.join(os.tmpdir(), 'llmtor-e2e-tor-'));
     code = await startCodeServer({
       binary,
       vsix: [VSIX],
       settings: {
         'llmtor.issuerUrl': stack.url,
         'llmtor.redemptionUrl': `http://${tor.onionAddress}`,
-        'llmtor.tor.source': 'socks',
-        'llmtor.tor.socksHost': '127.0.0.1',
-        'llmtor.tor.socksPort': tor.socksPort,
+        // A tor the extension runs itself, as a client of the private network (one per machine:
+        // the second window of the last test joins it).
+        'llmtor.tor.source': 'binary',
+        'llmtor.tor.path': 'tor',
+        'llmtor.tor.dataDir': torDataDir,
+        'llmtor.tor.extraTorrc': readFileSync(path.join(tor.dataDirs.client, 'torrc'), 'utf8')
+          .split('\n')
+          .filter((l) => l.trim() && !/^(DataDirectory|SocksPort|ControlPort|CookieAuthentication|Log|__OwningControllerProcess|PidFile)\b/.test(l)),
         'llmtor.wallet.batchSize': 3,
         // The directory is fetched on "Get tokens", the tokens 1–2 s later (900 s by default).
         'llmtor.wallet.directoryGapSeconds': 1,
@@ -96,6 +124,7 @@ describe('VS Code (code-server) end to end over Tor', function () {
   after(async () => {
     await context?.close().catch(() => undefined);
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+    if (torDataDir) rmSync(torDataDir, { recursive: true, force: true });
     await code?.stop();
     await tor?.stop();
     await stack?.stop();
@@ -254,7 +283,8 @@ describe('VS Code (code-server) end to end over Tor', function () {
       for (let i = 0; i < 50 && index < 0; i++) {
         await page.waitForTimeout(200);
         texts = (await rows.allInnerTexts()).map((x) => x.split('\n')[0]!.trim());
-        index = texts.indexOf(t.name);
+        // A row reads "<label><setting id>", e.g. "Dark ModernDefault Dark Modern".
+        index = texts.findIndex((x) => x.endsWith(t.name));
       }
       assert.ok(index >= 0, `theme ${t.name} not in the picker: ${JSON.stringify(texts)}`);
       await rows.nth(index).click();
@@ -280,7 +310,47 @@ describe('VS Code (code-server) end to end over Tor', function () {
           assert.ok(!transparent(st.border) && st.width !== '0px', `${t.file} ${id}: high contrast needs a border (${JSON.stringify(st)})`);
         }
       }
+      // Code in an answer is readable: plain and string tokens against the block's background.
+      for (const sel of ['.msg.assistant pre code', '.msg.assistant pre code .tok-string', '.msg.assistant p']) {
+        const { color, bg } = await ui.locator(sel).first().evaluate(COLOURS);
+        const ratio = contrast(color, bg);
+        assert.ok(ratio >= 3, `${t.file} ${sel}: contrast ${ratio.toFixed(2)} (${color} on ${bg})`);
+      }
       await page.screenshot({ path: path.join(ARTIFACTS, `vscode-extension-${t.file}.png`) });
+    }
+  });
+
+  it('two windows share one tor that the extension runs (the second used to show "Tor failed")', async () => {
+    const first = webview();
+    await first.locator('#tor-state.ready', { hasText: 'started by LLM-Tor' }).waitFor({ timeout: 10_000 });
+
+    // A second window (its own extension host).
+    const page2 = await context.newPage();
+    try {
+      await page2.goto(code.workbenchUrl);
+      await page2.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      const saved = page;
+      page = page2;
+      try {
+        await runCommand('LLM-Tor: Open Chat');
+        const second = webview();
+        await second.locator('#tor-state.ready', { hasText: 'shared with another VS Code window' }).waitFor({ timeout: 60_000 });
+        // It chats through the shared tor (the wallet is shared too: same SecretStorage).
+        await second.locator('#prompt').fill('From the second window.');
+        await second.locator('#prompt').press('Enter');
+        await second.locator('.msg.assistant .content', { hasText: 'That was a code block.' }).last().waitFor({ timeout: 90_000 });
+        await second.locator('.msg.assistant.streaming').waitFor({ state: 'detached', timeout: 30_000 });
+        assert.equal(await second.locator('.msg.assistant .msg-error').count(), 0);
+        assert.match(upstream.received.at(-1)!.rawBody, /From the second window\./);
+        await page2.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-second-window.png') });
+      } finally {
+        page = saved;
+      }
+      // Still one tor on that data directory.
+      const shared = JSON.parse(readFileSync(path.join(torDataDir, 'llmtor-shared-tor.json'), 'utf8')) as { torPid: number };
+      assert.ok(shared.torPid > 0);
+    } finally {
+      await page2.close();
     }
   });
 });
