@@ -7,7 +7,7 @@
  * A screenshot is saved under test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -264,6 +264,22 @@ describe('VS Code (code-server) end to end over Tor', function () {
     await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-chat.png') });
   });
 
+  it('Apply… shows an answer\'s code as a diff against the active editor; Accept writes it', async () => {
+    writeFileSync(path.join(code.folder, 'sample.js'), 'const before = 1;\n');
+    await page.keyboard.press('Control+P');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 5000 });
+    await input.fill('sample.js');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'sample.js' }).first().click({ timeout: 15_000 });
+    await page.locator('.editor-instance .view-lines', { hasText: 'const before = 1;' }).first().waitFor({ timeout: 15_000 });
+    await webview().locator('.msg.assistant .apply-code').first().click();
+    await page.locator('.monaco-diff-editor').first().waitFor({ timeout: 15_000 });
+    await page.locator('.tab', { hasText: 'LLM-Tor suggestion' }).first().waitFor({ timeout: 10_000 });
+    await page.locator('.editor-actions a[aria-label^="Accept Suggested Change"]').first().click({ timeout: 10_000 });
+    await page.locator('.editor-instance .view-lines', { hasText: 'console.log("private");' }).first().waitFor({ timeout: 15_000 });
+    await page.locator('.tab', { hasText: 'LLM-Tor suggestion' }).first().waitFor({ state: 'detached', timeout: 10_000 });
+  });
+
   it('is readable in the dark, light and both high-contrast themes (screenshots, buttons keep a visible border or background)', async () => {
     const ui = webview();
     const themes = [
@@ -283,8 +299,8 @@ describe('VS Code (code-server) end to end over Tor', function () {
       for (let i = 0; i < 50 && index < 0; i++) {
         await page.waitForTimeout(200);
         texts = (await rows.allInnerTexts()).map((x) => x.split('\n')[0]!.trim());
-        // A row reads "<label><setting id>", e.g. "Dark ModernDefault Dark Modern".
-        index = texts.findIndex((x) => x.endsWith(t.name));
+        // A row reads "<label><setting id>[<next group's name>]", e.g. "Dark ModernDefault Dark Modern".
+        index = texts.findIndex((x) => new RegExp(`${t.name}(?! Light)`).test(x));
       }
       assert.ok(index >= 0, `theme ${t.name} not in the picker: ${JSON.stringify(texts)}`);
       await rows.nth(index).click();
@@ -336,11 +352,15 @@ describe('VS Code (code-server) end to end over Tor', function () {
         const second = webview();
         await second.locator('#tor-state.ready', { hasText: 'shared with another VS Code window' }).waitFor({ timeout: 60_000 });
         // It chats through the shared tor (the wallet is shared too: same SecretStorage).
+        // The history is shared too: the new answer is the one after those already there.
+        await second.locator('.msg.assistant').first().waitFor({ timeout: 30_000 });
+        const answersBefore = await second.locator('.msg.assistant').count();
         await second.locator('#prompt').fill('From the second window.');
         await second.locator('#prompt').press('Enter');
-        await second.locator('.msg.assistant .content', { hasText: 'That was a code block.' }).last().waitFor({ timeout: 90_000 });
+        const answer = second.locator('.msg.assistant').nth(answersBefore);
+        await answer.locator('.content', { hasText: 'That was a code block.' }).waitFor({ timeout: 90_000 });
         await second.locator('.msg.assistant.streaming').waitFor({ state: 'detached', timeout: 30_000 });
-        assert.equal(await second.locator('.msg.assistant .msg-error').count(), 0);
+        assert.equal(await answer.locator('.msg-error').count(), 0);
         assert.match(upstream.received.at(-1)!.rawBody, /From the second window\./);
         await page2.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-second-window.png') });
       } finally {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { fromBase64Url, toBase64Url, tokenKeyId, type DirectoryKey, type IssuerDirectory } from '@llmtor/protocol';
+import { fromBase64Url, MAX_KEYS_PER_PURPOSE, toBase64Url, tokenKeyId, type DirectoryKey, type IssuerDirectory } from '@llmtor/protocol';
 import { checkKeyConsistency, emptyPins, issuingKeyFromPins, KeyConsistencyError, pinDirectory } from '../src/core/keyConsistency.js';
 
 const publicDir: IssuerDirectory = {
@@ -51,7 +51,7 @@ describe('pinned directory (pinDirectory)', () => {
   });
 
   it('refuses more keys per purpose than the documented bound', () => {
-    assert.throws(() => pinDirectory(emptyPins(), dir(...[1, 2, 3, 4, 5].map((i) => k(i, 'credit', s - i * 100))), now), /5 credit keys; at most 4/);
+    assert.throws(() => pinDirectory(emptyPins(), dir(...Array.from({ length: MAX_KEYS_PER_PURPOSE + 1 }, (_, i) => k(i + 1, 'credit', s - (i + 1) * 100))), now), new RegExp(`${MAX_KEYS_PER_PURPOSE + 1} credit keys; at most ${MAX_KEYS_PER_PURPOSE}`));
   });
 
   it('refuses two current keys for one purpose', () => {

@@ -55,7 +55,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const edit = new vscode.WorkspaceEdit();
     edit.replace(p.target, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), p.text);
     await vscode.workspace.applyEdit(edit);
-    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    // Close the suggestion's diff (wherever it is), then show the changed file.
+    const diffs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === uri.toString());
+    await vscode.window.tabGroups.close(diffs);
     await vscode.window.showTextDocument(doc);
   });
   reg('llmtor.openChatInEditor', () => openChatPanel(context.extensionUri, c));
