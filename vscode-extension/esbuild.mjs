@@ -35,6 +35,7 @@ await build({
   format: 'iife',
   outfile: `${here}out/webview.js`,
   sourcemap: false,
+  minify: true,
   logLevel: 'warning',
 });
 copyFileSync(`${here}src/webview/style.css`, `${here}out/webview.css`);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { renderMarkdown } from '../src/core/markdown.js';
 
-const ALLOWED_TAGS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'blockquote', 'pre', 'code', 'strong', 'em', 'del', 'a', 'hr', 'br', 'div', 'button', 'span']);
+const ALLOWED_TAGS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'blockquote', 'pre', 'code', 'strong', 'em', 'del', 'a', 'hr', 'br', 'div', 'button', 'span', 'table', 'thead', 'tbody', 'tr', 'th', 'td']);
+
+const plain = (html: string) => html.replace(/<\/?span[^>]*>/g, '');
 
 function tags(html: string): string[] {
   return [...html.matchAll(/<\/?([a-zA-Z0-9]+)/g)].map((m) => m[1]!.toLowerCase());
@@ -15,7 +17,7 @@ describe('Markdown rendering (sanitized by construction)', () => {
     assert.match(html, /<em>em<\/em>/);
     assert.match(html, /<code>x &lt; y<\/code>/);
     assert.match(html, /<ul><li>one<\/li><li>two<\/li><\/ul>/);
-    assert.match(html, /<pre><code>const a = 1 &lt; 2;<\/code><\/pre>/);
+    assert.match(plain(html), /<pre><code>const a = 1 &lt; 2;<\/code><\/pre>/);
     assert.match(html, /<a href="https:\/\/example.org\/a\?b=1&amp;c=2">docs<\/a>/);
     assert.deepEqual(codeBlocks, [{ lang: 'ts', code: 'const a = 1 < 2;' }]);
   });
@@ -31,6 +33,8 @@ describe('Markdown rendering (sanitized by construction)', () => {
       '`<b onmouseover=alert(1)>`',
       '> <svg onload=alert(1)>',
       '[a](https://ok.org/"onmouseover="alert(1))',
+      '```html\n<img src=x onerror=alert(1)><script>alert(1)</script>\n```',
+      '| <b onclick=x> | b |\n|:-:|--|\n| <script>x</script> | [y](javascript:1) |',
     ];
     for (const a of attacks) {
       const { html } = renderMarkdown(a);
@@ -42,7 +46,25 @@ describe('Markdown rendering (sanitized by construction)', () => {
 
   it('renders an unterminated code fence (an answer still streaming) as code', () => {
     const { html, codeBlocks } = renderMarkdown('Here:\n```py\nprint("hi")');
-    assert.match(html, /<pre><code>print\(&quot;hi&quot;\)<\/code><\/pre>/);
+    assert.match(plain(html), /<pre><code>print\(&quot;hi&quot;\)<\/code><\/pre>/);
     assert.equal(codeBlocks[0]?.lang, 'py');
+  });
+
+  it('highlights known languages with token classes only, the text unchanged', () => {
+    const { html } = renderMarkdown('```ts\nconst a: string = "x<y"; // note\n```');
+    assert.match(html, /<span class="tok-keyword">const<\/span>/);
+    assert.match(html, /<span class="tok-string">&quot;x&lt;y&quot;<\/span>/);
+    assert.match(html, /<span class="tok-comment">\/\/ note<\/span>/);
+    for (const cls of html.matchAll(/class="([^"]*)"/g)) assert.match(cls[1]!, /^(tok-[a-z-]+( tok-[a-z-]+)*|code-[a-z]+|copy-code|insert-code|apply-code)$/);
+    // Unknown language: escaped plain text.
+    assert.match(renderMarkdown('```nosuchlang\n<a>\n```').html, /<pre><code>&lt;a&gt;<\/code><\/pre>/);
+  });
+
+  it('renders tables with alignment, inline markup and ragged rows', () => {
+    const { html } = renderMarkdown('Before\n\n| Name | Size |\n|:-----|-----:|\n| **a** | `1` |\n| b |\n\nAfter');
+    assert.match(html, /<table><thead><tr><th style="text-align:left">Name<\/th><th style="text-align:right">Size<\/th><\/tr><\/thead>/);
+    assert.match(html, /<tr><td style="text-align:left"><strong>a<\/strong><\/td><td style="text-align:right"><code>1<\/code><\/td><\/tr>/);
+    assert.match(html, /<tr><td style="text-align:left">b<\/td><td style="text-align:right"><\/td><\/tr>/);
+    assert.match(html, /<p>After<\/p>/);
   });
 });

@@ -17,6 +17,7 @@ import { startTorNetwork, type PeerOwner, type TorNetwork } from '@llmtor/devtoo
 import type * as LocalStackModule from '@llmtor/proxy/testing';
 import type { LocalStack } from '@llmtor/proxy/testing';
 import { LlmTorClient } from '../src/core/llmtorClient.js';
+import { startOrJoin, watchShared } from '../src/core/sharedTor.js';
 import { TorSupervisor } from '../src/core/torSupervisor.js';
 import { TorTransportError } from '../src/core/torTransport.js';
 import { clearnetTransport, torTransport } from '../src/core/transport.js';
@@ -202,6 +203,47 @@ describe('client over a real Tor network to the real proxy', function () {
       for (const p of peers.slice(before)) assert.equal(p?.role, 'exit');
     } finally {
       await sup.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('several VS Code windows share one tor on the same data directory (a second window no longer fails)', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'llmtor-shared-'));
+    const clientTorrc = readFileSync(path.join(net.dataDirs.client, 'torrc'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !/^(DataDirectory|SocksPort|ControlPort|CookieAuthentication|Log|__OwningControllerProcess|PidFile)\b/.test(l));
+    const opts = { torPath: 'tor', dataDir, extraTorrc: clientTorrc, bootstrapTimeoutMs: 90_000, waitMs: 100_000 };
+    const started: TorSupervisor[] = [];
+    try {
+      // Two windows opening at the same moment.
+      const [a, b] = await Promise.all([startOrJoin(opts), startOrJoin(opts)]);
+      for (const r of [a, b]) if (r.supervisor) started.push(r.supervisor);
+      assert.equal(started.length, 1, 'exactly one window started tor');
+      assert.equal(a.socks.port, b.socks.port);
+      assert.equal(a.torPid, b.torPid);
+      const joiner = a.supervisor ? b : a;
+      // The joining window chats through the shared tor.
+      const c = client(`http://127.0.0.1:${stack.proxy.port}`, () => joiner.socks);
+      await c.createAccount();
+      await grant(c, 2);
+      await refill(c);
+      const before = peers.length;
+      const r = await c.send((await c.models(true))[0]!.id, [{ role: 'user', content: 'from the second window' }]);
+      assert.ok(r.content.length > 0);
+      for (const p of peers.slice(before)) assert.equal(p?.role, 'exit');
+      // The first window closes (its tor goes with it): the other notices and starts the next tor.
+      let gone = false;
+      const watch = watchShared(joiner.torPid, () => (gone = true), 100);
+      await started[0]!.stop();
+      for (let i = 0; i < 100 && !gone; i++) await new Promise((res) => setTimeout(res, 100));
+      watch.dispose();
+      assert.ok(gone, 'the other window saw the shared tor exit');
+      const next = await startOrJoin(opts);
+      assert.ok(next.supervisor, 'the remaining window started a new tor');
+      started.push(next.supervisor);
+      assert.notEqual(next.torPid, joiner.torPid);
+    } finally {
+      for (const s of started) await s.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
   });

@@ -119,6 +119,7 @@ export class ChatHistory {
     const i = c.messages.findIndex((m) => m.id === id);
     if (i < 0 || c.messages[i]!.role !== 'user') return undefined;
     c.messages[i]!.content = content;
+    delete c.messages[i]!.error;
     c.messages.splice(i + 1);
     void this.save();
     return c.messages[i];

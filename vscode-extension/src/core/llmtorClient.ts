@@ -63,6 +63,8 @@ export interface LlmTorClientOptions {
 
 export interface SendOptions {
   onDelta?: (text: string) => void;
+  /** A retryable failure arrived (the UI says so at once instead of after every retry). */
+  onRetry?: (e: unknown, attempt: number, of: number) => void;
   signal?: AbortSignal;
   temperature?: number;
   maxTokens?: number;
@@ -309,6 +311,7 @@ export class LlmTorClient {
         const outcome = this.classify(e, produced);
         if (outcome === 'retry' && attempt < (this.opts.chatRetries ?? 2) && !opts.signal?.aborted) {
           attempt++;
+          opts.onRetry?.(e, attempt, this.o.chatRetries ?? 2);
           await this.sleep(retryDelay(e, attempt));
           continue;
         }

@@ -2,8 +2,9 @@
  * A small Markdown renderer for model answers, safe by construction: every piece of input
  * text is HTML-escaped before any markup is added, the only tags produced are a fixed
  * list (p, h1–h6, ul, ol, li, blockquote, pre, code, strong, em, del, a, hr, br, div,
- * button), attributes are fixed strings except `href` (http, https and mailto only,
- * escaped) and `data-code-index`. No raw HTML from the input ever passes through, so no
+ * button, span, table, thead, tbody, tr, th, td), attributes are fixed strings except `href`
+ * (http, https and mailto only, escaped), `data-code-index`, `style="text-align:…"` from a
+ * fixed set, and highlight.ts's `tok-[a-z-]` classes. No raw HTML from the input ever passes through, so no
  * sanitizer is needed; the webview's Content-Security-Policy is the second line of defence.
  *
  * Pure (no DOM): shared by the webview bundle and the unit tests.
@@ -15,9 +16,9 @@ export interface RenderedMarkdown {
   codeBlocks: { lang: string; code: string }[];
 }
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+import { escapeHtml, highlight } from './highlight.js';
+
+export { escapeHtml };
 
 const SAFE_URL = /^(https?:\/\/|mailto:)[^\s<>"'`]+$/i;
 
@@ -70,6 +71,7 @@ type Block =
   | { kind: 'code'; lang: string; lines: string[] }
   | { kind: 'list'; ordered: boolean; start: number; items: string[][] }
   | { kind: 'quote'; lines: string[] }
+  | { kind: 'table'; align: ('left' | 'center' | 'right' | '')[]; head: string[]; rows: string[][] }
   | { kind: 'hr' };
 
 function parseBlocks(text: string): Block[] {
@@ -94,6 +96,16 @@ function parseBlocks(text: string): Block[] {
       while (i < lines.length && !new RegExp(`^ {0,3}${marker[0] === '`' ? '`' : '~'}{${marker.length},}\\s*$`).test(lines[i]!)) body.push(lines[i++]!);
       i++;
       blocks.push({ kind: 'code', lang: fence[2] ?? '', lines: body });
+      continue;
+    }
+    const sep = lines[i + 1];
+    if (line.includes('|') && sep !== undefined && TABLE_SEPARATOR.test(sep)) {
+      const head = cells(line);
+      const align = cells(sep).map((c) => (/^:-+:$/.test(c) ? 'center' : /^-+:$/.test(c) ? 'right' : /^:-+$/.test(c) ? 'left' : '') as 'left' | 'center' | 'right' | '');
+      const rows: string[][] = [];
+      i += 2;
+      while (i < lines.length && lines[i]!.includes('|') && !/^\s*$/.test(lines[i]!)) rows.push(cells(lines[i++]!));
+      blocks.push({ kind: 'table', align, head, rows });
       continue;
     }
     if (/^\s*$/.test(line)) {
@@ -141,6 +153,14 @@ function parseBlocks(text: string): Block[] {
   return blocks;
 }
 
+const TABLE_SEPARATOR = /^\s*\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$/;
+
+/** The cells of a table row (`| a | b |`); `\|` is a literal bar. */
+function cells(row: string): string[] {
+  const t = row.trim().replace(/^\|/, '').replace(/(?<!\\)\|$/, '');
+  return t.split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, '|'));
+}
+
 export function renderMarkdown(text: string): RenderedMarkdown {
   const codeBlocks: RenderedMarkdown['codeBlocks'] = [];
   const html: string[] = [];
@@ -164,6 +184,16 @@ export function renderMarkdown(text: string): RenderedMarkdown {
         html.push(`<${tag}${start}>${b.items.map((it) => `<li>${it.map(renderInline).join('<br>')}</li>`).join('')}</${tag}>`);
         break;
       }
+      case 'table': {
+        const cell = (tag: 'th' | 'td', text: string, i: number) => {
+          const a = b.align[i];
+          return `<${tag}${a ? ` style="text-align:${a}"` : ''}>${renderInline(text)}</${tag}>`;
+        };
+        const width = b.head.length;
+        const row = (r: string[], tag: 'th' | 'td') => `<tr>${Array.from({ length: width }, (_, i) => cell(tag, r[i] ?? '', i)).join('')}</tr>`;
+        html.push(`<div class="table-wrap"><table><thead>${row(b.head, 'th')}</thead><tbody>${b.rows.map((r) => row(r, 'td')).join('')}</tbody></table></div>`);
+        break;
+      }
       case 'code': {
         const index = codeBlocks.length;
         const code = b.lines.join('\n');
@@ -172,8 +202,9 @@ export function renderMarkdown(text: string): RenderedMarkdown {
         html.push(
           `<div class="code-block" data-code-index="${index}"><div class="code-actions">${lang}` +
             `<button class="copy-code" data-code-index="${index}" title="Copy">Copy</button>` +
-            `<button class="insert-code" data-code-index="${index}" title="Insert at cursor">Insert</button></div>` +
-            `<pre><code>${escapeHtml(code)}</code></pre></div>`,
+            `<button class="insert-code" data-code-index="${index}" title="Insert at the cursor">Insert</button>` +
+            `<button class="apply-code" data-code-index="${index}" title="Show the change as a diff against the active editor (its selection, or the whole file)">Apply…</button></div>` +
+            `<pre><code>${highlight(code, b.lang)}</code></pre></div>`,
         );
         break;
       }

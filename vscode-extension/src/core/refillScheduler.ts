@@ -19,6 +19,8 @@ export interface SchedulerDeps {
   onError?: (e: unknown) => void;
   /** After a scheduled step changed something (balance, wallet). */
   onStep?: (step: RefillStep & { balance?: number }) => void;
+  /** A scheduled issuance starts (a sentence for the UI) or ends (undefined). */
+  onProgress?: (text: string | undefined) => void;
 }
 
 /** The first directory fetch of a session comes soon but at a random time, not at once. */
@@ -146,10 +148,17 @@ export class RefillScheduler {
       );
       if (step.batch > 0 || step.abuse.length > 0) {
         // The balance is read only when there is something to get (an identity call at a scheduled time).
+        this.d.onProgress?.('Scheduled refill: checking the balance…');
         const balance = (await this.d.client.account()).balance;
-        if (balance > 0 || counts.total > 0) await this.d.client.issueAbuse(step.abuse);
         const batch = Math.min(step.batch, balance);
-        if (batch > 0) await this.d.client.refill({ batch, abuse: false, balance });
+        if (balance > 0 || counts.total > 0) {
+          if (step.abuse.length > 0) this.d.onProgress?.('Scheduled refill: getting abuse tokens…');
+          await this.d.client.issueAbuse(step.abuse);
+        }
+        if (batch > 0) {
+          this.d.onProgress?.(`Scheduled refill: getting ${batch} tokens (blinding, then one request)…`);
+          await this.d.client.refill({ batch, abuse: false, balance });
+        }
         // The balance after this wake's issuance (same moment, same channel: nothing new to learn).
         this.d.onStep?.({ ...step, batch, balance: batch > 0 ? (await this.d.client.account()).balance : balance });
       }
@@ -158,6 +167,7 @@ export class RefillScheduler {
       this.d.onError?.(e);
       return step;
     } finally {
+      this.d.onProgress?.(undefined);
       if (this.started) this.armRefill(step?.nextAt ?? firstWake(this.now(), this.rng, this.policy));
     }
   }

@@ -73,6 +73,11 @@ export class TorSupervisor extends EventEmitter {
     super();
   }
 
+  /** The running tor's process id (undefined when none runs). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get state(): TorState {
     return this._state;
   }

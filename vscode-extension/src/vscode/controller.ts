@@ -10,49 +10,25 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
-import { ServerError } from '../core/apiErrors.js';
 import { ChatHistory, MemoryKeyValueStore } from '../core/history.js';
 import { HISTORY_KEY_SECRET, HistoryCipher } from '../core/historyCipher.js';
 import { ChallengeRefusedError, LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
 import { RefillScheduler } from '../core/refillScheduler.js';
 import { DEFAULT_REFILL_POLICY, type RefillPolicy } from '../core/refillPlan.js';
 import { MAX_DIRECTORY_AGE_MS } from '../core/tokenIssuer.js';
-import type { CreditPack } from '../core/identityApi.js';
 import type { ModelInfo } from '../core/redemptionApi.js';
 import { KeyConsistencyError } from '../core/keyConsistency.js';
 import { clearnetTransport, torTransport } from '../core/transport.js';
 import { Wallet, type WalletCounts } from '../core/wallet.js';
 import { describe as describeTor, type TorManager } from './torManager.js';
 
-import type { UiState } from '../core/uiState.js';
+import { friendlyError, type FriendlyError } from '../core/friendlyErrors.js';
+import { dispatch, type FromWebview, type FromWebviewHandlers, type ToWebview, type UiState } from '../core/uiState.js';
 
-export type { UiState };
+export type { FromWebview, ToWebview, UiState };
 
-export type FromWebview =
-  | { type: 'ready' }
-  | { type: 'send'; text: string }
-  | { type: 'stop' }
-  | { type: 'regenerate' }
-  | { type: 'edit'; id: string; text: string }
-  | { type: 'delete'; id: string }
-  | { type: 'newChat' }
-  | { type: 'selectChat'; id: string }
-  | { type: 'selectModel'; id: string }
-  | { type: 'createAccount' }
-  | { type: 'signIn'; key: string }
-  | { type: 'signOut' }
-  | { type: 'buy'; pack: string }
-  | { type: 'refresh' }
-  | { type: 'getTokens' }
-  | { type: 'wait' }
-  | { type: 'cancelWait' }
-  | { type: 'dismissKey' }
-  | { type: 'dismissError' }
-  | { type: 'copy'; text: string }
-  | { type: 'insert'; text: string }
-  | { type: 'openLink'; text: string };
-
-export type ToWebview = { type: 'state'; state: UiState } | { type: 'delta'; id: string; text: string } | { type: 'context'; text: string };
+/** The model the user picked, kept per machine (a settings write could ask for a reload). */
+const MODEL_CHOICE_KEY = 'llmtor.modelChoice';
 
 export class Controller implements vscode.Disposable {
   client!: LlmTorClient;
@@ -62,14 +38,14 @@ export class Controller implements vscode.Disposable {
   private signedIn = false;
   private counts: WalletCounts = { total: 0, ready: 0, nextReadyAt: undefined };
   private models: ModelInfo[] = [];
-  private packs: CreditPack[] = [];
   private model: string | undefined;
   private streamingId: string | undefined;
   private abort: AbortController | undefined;
   private busy: string | undefined;
   private accountKeyOnce: string | undefined;
   private waiting: UiState['waiting'];
-  private error: string | undefined;
+  private error: FriendlyError | undefined;
+  private refillText: string | undefined;
   private scheduler: RefillScheduler | undefined;
   private readonly views = new Set<(m: ToWebview) => void>();
   private readonly stateEmitter = new vscode.EventEmitter<void>();
@@ -140,8 +116,12 @@ export class Controller implements vscode.Disposable {
         if (step.balance !== undefined) this.balance = step.balance;
         this.publish();
       },
+      onProgress: (text) => {
+        this.refillText = text;
+        this.publish();
+      },
     });
-    this.model = cfg.get<string>('model') || this.model;
+    this.model = this.ctx.globalState.get<string>(MODEL_CHOICE_KEY) || cfg.get<string>('model') || this.model;
   }
 
   /**
@@ -196,14 +176,14 @@ export class Controller implements vscode.Disposable {
       balance: this.balance,
       wallet: this.counts,
       tor: { kind: t.kind, text: describeTor(t) },
-      models: this.models.map((m) => ({ id: m.id, priceCredits: m.priceCredits })),
+      models: this.models.map((m) => ({ id: m.id, priceCredits: m.priceCredits, bytesPerCredit: m.bytesPerCredit })),
       model: this.currentModel(),
-      packs: this.packs.map((p) => ({ id: p.id, label: `${p.name} — ${p.credits} credits, ${(p.amount / 100).toFixed(2)} ${p.currency.toUpperCase()}` })),
       conversations: this.history.list().map((c) => ({ id: c.id, title: c.title })),
       currentId: conv.id,
       messages: conv.messages,
       streamingId: this.streamingId,
       busy: this.busy,
+      refill: this.refillText,
       accountKeyOnce: this.accountKeyOnce,
       waiting: this.waiting,
       error: this.error,
@@ -234,7 +214,7 @@ export class Controller implements vscode.Disposable {
   }
 
   private fail(e: unknown): void {
-    this.error = errorText(e);
+    this.error = explain(e);
     this.publish();
     // A possible tagging attempt must be seen even with the view closed.
     if (e instanceof KeyConsistencyError || e instanceof ChallengeRefusedError) void vscode.window.showWarningMessage(`LLM-Tor stopped getting tokens: ${e.message}`);
@@ -257,12 +237,11 @@ export class Controller implements vscode.Disposable {
 
   // ---- account ----
 
-  /** Balance, models and packs (an explicit action); starts the refill schedule. */
+  /** Balance and models (an explicit action); starts the refill schedule. */
   async refresh(): Promise<void> {
     this.signedIn = !!(await this.client.accountKey());
     try {
       if (this.signedIn) this.balance = (await this.client.account()).balance;
-      this.packs = await this.client.packs().catch(() => this.packs);
       if (this.tor.status.kind === 'ready') this.models = await this.client.models(true);
       this.publish();
       await this.startSchedule();
@@ -340,6 +319,7 @@ export class Controller implements vscode.Disposable {
    * later time (so the anonymous fetch and the issuance are not back to back).
    */
   async getTokens(): Promise<void> {
+    this.refillText = 'Getting tokens…';
     await this.withBusy('Getting tokens…', async () =>
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'LLM-Tor: getting tokens' }, async () => {
         await this.tor.ensureStarted();
@@ -352,10 +332,15 @@ export class Controller implements vscode.Disposable {
           void vscode.window.showInformationMessage(`LLM-Tor checked the issuer's keys over Tor. Tokens will be requested in ${span(gap)}–${span(2 * gap)}, not right away, so the two cannot be matched.`);
           return;
         }
+        this.refillText = `Getting up to ${this.policy().batchSize} tokens (blinding, then one request)…`;
+        this.publish();
         await this.client.refill();
         this.balance = (await this.client.account()).balance;
       }),
-    );
+    ).finally(() => {
+      this.refillText = undefined;
+      this.publish();
+    });
   }
 
   /** After a key-consistency alarm: forget pins and alarm, once the user decides to trust the server again. */
@@ -386,7 +371,7 @@ export class Controller implements vscode.Disposable {
 
   selectModel(id: string): void {
     this.model = id;
-    void vscode.workspace.getConfiguration('llmtor').update('model', id, vscode.ConfigurationTarget.Global);
+    void this.ctx.globalState.update(MODEL_CHOICE_KEY, id);
     this.publish();
   }
 
@@ -399,7 +384,10 @@ export class Controller implements vscode.Disposable {
 
   async regenerate(): Promise<void> {
     if (this.streamingId) return;
-    if (!this.history.truncateForRegenerate()) return;
+    const left = this.history.truncateForRegenerate();
+    if (!left) return;
+    const lastUser = left.filter((m) => m.role === 'user').at(-1);
+    if (lastUser?.error) this.history.update(lastUser.id, { error: undefined });
     await this.run();
   }
 
@@ -431,11 +419,21 @@ export class Controller implements vscode.Disposable {
     this.publish();
   }
 
+  /**
+   * Answers the last user message. A prompt that got no answer (an error, a stop before the
+   * first word, a cancelled wait) is marked unanswered: it stays visible, with the reason, but
+   * is never sent again as part of a later request (edit or regenerate sends it again).
+   */
   private async run(): Promise<void> {
     this.error = undefined;
     this.waiting = undefined;
+    const prompt = this.history.current().messages.filter((m) => m.role === 'user').at(-1);
+    const unanswered = (why: string) => {
+      if (prompt) this.history.update(prompt.id, { error: why });
+    };
     if (!this.signedIn) {
-      this.fail(new Error('Create an account or sign in first (LLM-Tor: Create Account).'));
+      unanswered(NOT_SENT);
+      this.fail(new Error('Create an account or sign in first (the Account button above the chat).'));
       return;
     }
     const model = this.currentModel();
@@ -460,22 +458,34 @@ export class Controller implements vscode.Disposable {
           content += d;
           this.post({ type: 'delta', id: answer.id, text: d });
         },
+        onRetry: (e, attempt, of) => {
+          // Said as soon as the proxy reports it, not after the retries.
+          this.busy = `${explain(e).text.replace(/\.$/, '')} — retrying (${attempt} of ${of}) with the same tokens, no second charge…`;
+          this.publish();
+        },
       });
       this.history.update(answer.id, { content: r.content, credits: r.credits, model: useModel });
     } catch (e) {
       if (e instanceof NoReadyTokensError) {
+        // The prompt waits for "Wait and send"; cancelWait() marks it unanswered.
         this.history.delete(answer.id);
         this.waiting = { needed: e.needed, ready: e.counts.ready, total: e.counts.total, nextReadyAt: e.counts.nextReadyAt, active: false };
       } else if (abort.signal.aborted) {
-        this.history.update(answer.id, { content: content || '(stopped)' });
+        if (content) this.history.update(answer.id, { content });
+        else {
+          this.history.delete(answer.id);
+          unanswered('Stopped before an answer arrived (not sent again with your next message).');
+        }
       } else {
-        this.history.update(answer.id, { content, error: errorText(e) });
+        this.history.update(answer.id, { content, error: explain(e).text });
+        if (!content) unanswered(NOT_ANSWERED);
         // A refused challenge may be a tagging attempt: a warning too, not only a line in the chat.
         if (e instanceof ChallengeRefusedError || e instanceof KeyConsistencyError) void vscode.window.showWarningMessage(`LLM-Tor: ${e.message}`);
       }
     } finally {
       this.streamingId = undefined;
       this.abort = undefined;
+      this.busy = undefined;
       await this.updateCounts();
     }
   }
@@ -527,6 +537,8 @@ export class Controller implements vscode.Disposable {
   cancelWait(): void {
     this.cancelWaiting?.();
     this.waiting = undefined;
+    const last = this.history.current().messages.at(-1);
+    if (last?.role === 'user') this.history.update(last.id, { error: NOT_SENT });
     this.publish();
   }
 
@@ -543,6 +555,11 @@ export class Controller implements vscode.Disposable {
   /** Puts code into the chat input (selection / file as context). */
   addContext(text: string): void {
     this.post({ type: 'context', text });
+  }
+
+  /** Moves the keyboard focus to the chat input. */
+  focusInput(): void {
+    this.post({ type: 'focus' });
   }
 
   async insertAtCursor(text: string): Promise<void> {
@@ -579,55 +596,72 @@ export class Controller implements vscode.Disposable {
     this.publish();
   }
 
+  /** What each webview message does (uiState.ts checks the table is total). */
+  private readonly handlers: FromWebviewHandlers = {
+    ready: () => this.publish(),
+    send: (m) => this.send(m.text),
+    stop: () => this.stop(),
+    regenerate: () => this.regenerate(),
+    edit: (m) => this.edit(m.id, m.text),
+    delete: (m) => this.delete(m.id),
+    newChat: () => this.newChat(),
+    selectChat: (m) => this.selectChat(m.id),
+    selectModel: (m) => this.selectModel(m.id),
+    createAccount: () => this.createAccount(),
+    signIn: () => vscode.commands.executeCommand('llmtor.signIn'),
+    account: () => this.accountMenu(),
+    wait: () => this.waitForTokens(),
+    cancelWait: () => this.cancelWait(),
+    dismissKey: () => this.dismissKey(),
+    dismissError: () => this.dismissError(),
+    command: (m) => vscode.commands.executeCommand(m.command),
+    copy: (m) => vscode.env.clipboard.writeText(m.text),
+    insert: (m) => this.insertAtCursor(m.text),
+    applyDiff: (m) => this.applyAsDiff(m.text),
+    openLink: (m) => this.openLink(m.text),
+  };
+
   async handle(m: FromWebview): Promise<void> {
-    switch (m.type) {
-      case 'ready':
-        this.publish();
-        return;
-      case 'send':
-        return this.send(m.text);
-      case 'stop':
-        return this.stop();
-      case 'regenerate':
-        return this.regenerate();
-      case 'edit':
-        return this.edit(m.id, m.text);
-      case 'delete':
-        return this.delete(m.id);
-      case 'newChat':
-        return this.newChat();
-      case 'selectChat':
-        return this.selectChat(m.id);
-      case 'selectModel':
-        return this.selectModel(m.id);
-      case 'createAccount':
-        return this.createAccount();
-      case 'signIn':
-        return this.signIn(m.key);
-      case 'signOut':
-        return this.signOut();
-      case 'buy':
-        return this.buy(m.pack);
-      case 'refresh':
-        return this.withBusy('Refreshing…', () => this.refresh()).then(() => undefined);
-      case 'getTokens':
-        return this.getTokens();
-      case 'wait':
-        return this.waitForTokens();
-      case 'cancelWait':
-        return this.cancelWait();
-      case 'dismissKey':
-        return this.dismissKey();
-      case 'dismissError':
-        return this.dismissError();
-      case 'copy':
-        await vscode.env.clipboard.writeText(m.text);
-        return;
-      case 'insert':
-        return this.insertAtCursor(m.text);
-      case 'openLink':
-        return this.openLink(m.text);
+    await Promise.resolve(dispatch(this.handlers, m));
+  }
+
+  /** Account, purchase and wallet: one QuickPick (view title, status bar), out of the chat's way. */
+  async accountMenu(): Promise<void> {
+    type Item = vscode.QuickPickItem & { run?: () => unknown };
+    const w = this.counts;
+    const items: Item[] = this.signedIn
+      ? [
+          { label: '$(credit-card) Buy credits…', description: this.balance !== undefined ? `balance ${this.balance} credits` : '', run: () => this.buy() },
+          { label: '$(key) Get tokens now', description: `wallet ${w.total} tokens, ${w.ready} ready`, run: () => this.getTokens() },
+          { label: '$(refresh) Refresh balance', run: () => this.withBusy('Refreshing…', () => this.refresh()) },
+          { label: '', kind: vscode.QuickPickItemKind.Separator },
+          { label: '$(shield) Revoke transient abuse token…', run: () => this.revokeTransient() },
+          { label: '$(sign-out) Sign out…', description: 'forgets the key and unused tokens on this machine', run: () => this.signOut() },
+        ]
+      : [
+          { label: '$(add) Create account', description: 'a random key: no e-mail, no name', run: () => this.createAccount() },
+          { label: '$(sign-in) Sign in with an account key…', run: () => vscode.commands.executeCommand('llmtor.signIn') },
+        ];
+    const pick = await vscode.window.showQuickPick(items, { title: `LLM-Tor account — ${this.signedIn ? 'signed in' : 'not signed in'}` });
+    await pick?.run?.();
+  }
+
+  /**
+   * "Apply as diff": the active editor's text with the code in place of its selection (or
+   * instead of the whole text without a selection), shown with vscode.diff; "Accept" in the
+   * diff's title bar writes it (llmtor.acceptDiff).
+   */
+  async applyAsDiff(code: string): Promise<void> {
+    const editor = vscode.window.activeTextEditor ?? this.lastEditor;
+    if (!editor) {
+      void vscode.window.showWarningMessage('Open the file to change first; the diff compares it with the answer\'s code.');
+      return;
     }
+    const doc = editor.document;
+    const sel = editor.selection;
+    const proposed = sel.isEmpty ? code : doc.getText(new vscode.Range(doc.positionAt(0), sel.start)) + code + doc.getText(new vscode.Range(sel.end, doc.positionAt(doc.getText().length)));
+    const uri = proposals.put(doc.uri, proposed);
+    await vscode.commands.executeCommand('vscode.diff', doc.uri, uri, `${doc.uri.path.split('/').pop() ?? 'file'} ↔ LLM-Tor suggestion`);
   }
 
   dispose(): void {
@@ -636,6 +670,16 @@ export class Controller implements vscode.Disposable {
     for (const d of this.disposables) d.dispose();
     this.stateEmitter.dispose();
   }
+}
+
+const NOT_SENT = 'Not sent (edit it to send it; it is not added to your next message).';
+const NOT_ANSWERED = 'No answer (edit or regenerate to send it again; it is not added to your next message).';
+
+/** Plain words with a next step; a possible tagging attempt keeps its exact reason. */
+function explain(e: unknown): FriendlyError {
+  if (e instanceof KeyConsistencyError) return { text: e.message, action: { label: 'Reset key pins…', command: 'llmtor.resetKeyPins' } };
+  if (e instanceof ChallengeRefusedError) return { text: e.message, action: { label: 'Open settings', command: 'llmtor.openSettings' } };
+  return friendlyError(e);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -653,7 +697,30 @@ function span(ms: number): string {
 }
 
 export function errorText(e: unknown): string {
-  if (e instanceof ServerError) return e.message;
-  if (e instanceof Error) return e.message;
-  return String(e);
+  return explain(e).text;
 }
+
+/**
+ * Proposed file contents for "Apply as diff", served read-only under the llmtor-proposal:
+ * scheme (in memory, never written anywhere until the user accepts).
+ */
+export class ProposalStore implements vscode.TextDocumentContentProvider {
+  static readonly scheme = 'llmtor-proposal';
+  private readonly texts = new Map<string, { target: vscode.Uri; text: string }>();
+  private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.emitter.event;
+
+  put(target: vscode.Uri, text: string): vscode.Uri {
+    const uri = vscode.Uri.from({ scheme: ProposalStore.scheme, path: `/${randomUUID()}/${target.path.split('/').pop() ?? 'file'}` });
+    this.texts.set(uri.toString(), { target, text });
+    this.emitter.fire(uri);
+    return uri;
+  }
+  get(uri: vscode.Uri): { target: vscode.Uri; text: string } | undefined {
+    return this.texts.get(uri.toString());
+  }
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString())?.text ?? '';
+  }
+}
+export const proposals = new ProposalStore();

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { NoReadyTokensError } from '../core/wallet.js';
-import { Controller, errorText } from './controller.js';
+import { Controller, ProposalStore, errorText, proposals } from './controller.js';
 import { TorManager } from './torManager.js';
 import { ChatViewProvider, openChatPanel } from './webviewHost.js';
 
@@ -21,7 +21,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // Status bar: Tor state and wallet.
   const status = vscode.window.createStatusBarItem('llmtor.status', vscode.StatusBarAlignment.Right, 100);
   status.name = 'LLM-Tor';
-  status.command = 'llmtor.openChat';
+  status.command = 'llmtor.account';
   const renderStatus = () => {
     const t = tor.status;
     const icon = t.kind === 'ready' ? '$(shield)' : t.kind === 'failed' ? '$(error)' : '$(sync~spin)';
@@ -37,9 +37,34 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(status, c.onDidChangeState(renderStatus), tor.onDidChange(renderStatus));
 
   const reg = (id: string, fn: (...a: unknown[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
-  reg('llmtor.openChat', () => vscode.commands.executeCommand('llmtor.chat.focus'));
+  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(ProposalStore.scheme, proposals));
+  const focusChat = async () => {
+    await vscode.commands.executeCommand('llmtor.chat.focus');
+    c.focusInput();
+  };
+  reg('llmtor.openChat', focusChat);
+  reg('llmtor.focusChat', focusChat);
+  reg('llmtor.stop', () => c.stop());
+  reg('llmtor.account', () => c.accountMenu());
+  reg('llmtor.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:llmtor.llmtor-vscode'));
+  reg('llmtor.acceptDiff', async (arg?: unknown) => {
+    const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
+    const p = uri && proposals.get(uri);
+    if (!p) return;
+    const doc = await vscode.workspace.openTextDocument(p.target);
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(p.target, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), p.text);
+    await vscode.workspace.applyEdit(edit);
+    // Close the suggestion's diff (wherever it is), then show the changed file.
+    const diffs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === uri.toString());
+    await vscode.window.tabGroups.close(diffs);
+    await vscode.window.showTextDocument(doc);
+  });
   reg('llmtor.openChatInEditor', () => openChatPanel(context.extensionUri, c));
-  reg('llmtor.newChat', () => c.newChat());
+  reg('llmtor.newChat', async () => {
+    c.newChat();
+    await focusChat();
+  });
   reg('llmtor.createAccount', () => c.createAccount().then(() => vscode.commands.executeCommand('llmtor.chat.focus')));
   reg('llmtor.signIn', async () => {
     const key = await vscode.window.showInputBox({ title: 'LLM-Tor account key', prompt: 'The digits you were shown when the account was created', password: true, ignoreFocusOut: true });
@@ -57,13 +82,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const e = vscode.window.activeTextEditor;
     if (!e || e.selection.isEmpty) return;
     c.addContext(fence(e.document, e.document.getText(e.selection), `lines ${e.selection.start.line + 1}-${e.selection.end.line + 1}`));
-    await vscode.commands.executeCommand('llmtor.chat.focus');
+    await focusChat();
   });
   reg('llmtor.sendFile', async () => {
     const e = vscode.window.activeTextEditor;
     if (!e) return;
     c.addContext(fence(e.document, e.document.getText()));
-    await vscode.commands.executeCommand('llmtor.chat.focus');
+    await focusChat();
   });
 
   registerChatParticipant(context, c);

@@ -7,7 +7,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { detectSocks, speaksSocks5 } from '../core/torSource.js';
-import { TorSupervisor, type TorState } from '../core/torSupervisor.js';
+import { startOrJoin, watchShared } from '../core/sharedTor.js';
+import type { TorState, TorSupervisor } from '../core/torSupervisor.js';
 import { TorTransportError, type SocksEndpoint } from '../core/torTransport.js';
 
 export type TorStatus = TorState & { source?: string };
@@ -19,6 +20,7 @@ export class TorManager implements vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<TorStatus>();
   readonly onDidChange = this.emitter.event;
   private starting: Promise<SocksEndpoint> | undefined;
+  private watch: { dispose(): void } | undefined;
 
   constructor(private readonly storageDir: string) {}
 
@@ -74,35 +76,49 @@ export class TorManager implements vscode.Disposable {
     return ep;
   }
 
+  /** Runs tor, or uses the one another VS Code window runs on the same data directory (sharedTor.ts). */
   private async startBinary(cfg: vscode.WorkspaceConfiguration): Promise<SocksEndpoint> {
     await this.supervisor?.stop();
+    this.supervisor = undefined;
+    this.watch?.dispose();
     const dataDir = cfg.get<string>('dataDir') || path.join(this.storageDir, 'tor');
-    const sup = new TorSupervisor({ torPath: cfg.get<string>('path', 'tor'), dataDir, extraTorrc: cfg.get<string[]>('extraTorrc', []) });
-    this.supervisor = sup;
-    sup.on('state', (s: TorState) => {
-      if (this.supervisor !== sup) return;
-      if (s.kind === 'ready') this.endpoint = s.socks;
-      else this.endpoint = undefined;
-      this.set({ ...s, source: 'tor (started by LLM-Tor)' });
-    });
     return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'LLM-Tor: starting Tor' }, async (progress) => {
       let last = 0;
-      const onState = (s: TorState) => {
-        if (s.kind === 'bootstrapping') {
-          progress.report({ increment: Math.max(0, s.progress - last), message: `${s.progress}% ${s.summary}` });
-          last = s.progress;
-        }
-      };
-      sup.on('state', onState);
-      try {
-        return await sup.start();
-      } finally {
-        sup.off('state', onState);
-      }
+      const joined = await startOrJoin({
+        torPath: cfg.get<string>('path', 'tor'),
+        dataDir,
+        extraTorrc: cfg.get<string[]>('extraTorrc', []),
+        onSupervisor: (sup) => {
+          this.supervisor = sup;
+          sup.on('state', (s: TorState) => {
+            if (this.supervisor !== sup) return;
+            if (s.kind === 'ready') this.endpoint = s.socks;
+            else this.endpoint = undefined;
+            this.set({ ...s, source: 'tor (started by LLM-Tor)' });
+            if (s.kind === 'bootstrapping') {
+              progress.report({ increment: Math.max(0, s.progress - last), message: `${s.progress}% ${s.summary}` });
+              last = s.progress;
+            }
+          });
+        },
+      }).catch((e: Error) => {
+        this.set({ kind: 'failed', message: e.message, source: 'tor' });
+        throw e;
+      });
+      if (joined.supervisor) return joined.socks;
+      // Another window's tor: when it exits with its window, the next request starts a new one.
+      this.watch = watchShared(joined.torPid, () => {
+        if (this.endpoint !== joined.socks) return;
+        this.endpoint = undefined;
+        this.set({ kind: 'stopped' });
+        void this.ensureStarted().catch(() => undefined);
+      });
+      return this.ready(joined.socks, 'tor shared with another VS Code window');
     });
   }
 
   async restart(): Promise<SocksEndpoint> {
+    this.watch?.dispose();
     await this.supervisor?.stop();
     this.supervisor = undefined;
     this.endpoint = undefined;
@@ -111,6 +127,7 @@ export class TorManager implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.watch?.dispose();
     void this.supervisor?.stop();
     this.emitter.dispose();
   }

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import type { Controller, FromWebview } from './controller.js';
+import { fromWebviewSchema } from '../core/uiState.js';
+import type { Controller } from './controller.js';
 
 export function chatHtml(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString('base64');
@@ -44,20 +45,11 @@ export function wireWebview(webview: vscode.Webview, extensionUri: vscode.Uri, c
   webview.html = chatHtml(webview, extensionUri);
   const detach = controller.attach((m) => void webview.postMessage(m));
   const sub = webview.onDidReceiveMessage((m: unknown) => {
-    if (!isFromWebview(m)) return;
-    void controller.handle(m);
+    // The webview is less trusted than the host (it renders model output): check every message.
+    const parsed = fromWebviewSchema.safeParse(m);
+    if (parsed.success) void controller.handle(parsed.data);
   });
   return vscode.Disposable.from(detach, sub);
-}
-
-const TYPES = new Set(['ready', 'send', 'stop', 'regenerate', 'edit', 'delete', 'newChat', 'selectChat', 'selectModel', 'createAccount', 'signIn', 'signOut', 'buy', 'refresh', 'getTokens', 'wait', 'cancelWait', 'dismissKey', 'dismissError', 'copy', 'insert', 'openLink']);
-
-function isFromWebview(m: unknown): m is FromWebview {
-  if (typeof m !== 'object' || m === null) return false;
-  const o = m as Record<string, unknown>;
-  if (typeof o['type'] !== 'string' || !TYPES.has(o['type'])) return false;
-  for (const k of ['text', 'id', 'key', 'pack']) if (k in o && typeof o[k] !== 'string') return false;
-  return true;
 }
 
 export class ChatViewProvider implements vscode.WebviewViewProvider {

@@ -1,16 +1,20 @@
 /**
- * The chat webview (browser side). Renders the state the extension sends; every action is
- * a message back. Text from the model is rendered only through renderMarkdown (escape-first,
- * fixed tag set); everything else is set with textContent. No network access (CSP).
+ * The chat webview (browser side). The conversation owns the panel: a one-line status
+ * header, the messages, the composer. Account, purchase and wallet live in the Account
+ * QuickPick (view title, status bar).
+ *
+ * State updates never destroy what the user is doing: the composer, selects and header
+ * buttons are created once and only their values change; each region is re-rendered only
+ * when its slice of the state changed; messages are keyed by id and a message being edited
+ * is never re-rendered. Text from the model is rendered only through renderMarkdown
+ * (escape-first, fixed tag set); everything else is set with textContent. No network (CSP).
  */
 import { renderMarkdown } from '../core/markdown';
-import type { UiState } from '../core/uiState';
+import { creditsForBytes, dispatch, type ChatMessage, type FromWebview, type ToWebview, type ToWebviewHandlers, type UiState } from '../core/uiState';
 
-type Msg = UiState['messages'][number];
-
-declare function acquireVsCodeApi(): { postMessage(m: unknown): void; getState(): unknown; setState(s: unknown): void };
+declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
-const post = (m: Record<string, unknown>) => vscode.postMessage(m);
+const post = (m: FromWebview) => vscode.postMessage(m);
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -19,26 +23,55 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string,
   return e;
 }
 
-function button(id: string, label: string, onClick: () => void, title = ''): HTMLButtonElement {
-  const b = el('button', { id, type: 'button', ...(title ? { title } : {}) }, label);
+function button(id: string, label: string, onClick: () => void, opts: { title?: string; secondary?: boolean; icon?: boolean } = {}): HTMLButtonElement {
+  const cls = [opts.secondary ? 'secondary' : '', opts.icon ? 'icon' : ''].filter(Boolean).join(' ');
+  const b = el('button', { id, type: 'button', ...(opts.title ? { title: opts.title, 'aria-label': opts.title } : {}), ...(cls ? { class: cls } : {}) }, label);
   b.addEventListener('click', onClick);
   return b;
 }
 
+/** Calls `fn` only when `value` differs (by JSON) from the last call for `key`. */
+const lastSig = new Map<string, string>();
+function changed(key: string, value: unknown): boolean {
+  const sig = JSON.stringify(value) ?? '';
+  if (lastSig.get(key) === sig) return false;
+  lastSig.set(key, sig);
+  return true;
+}
+
+// ---- the fixed skeleton (created once) ----
+
 const app = document.getElementById('app')!;
-const statusBar = el('div', { id: 'status', class: 'status' });
-const errorBox = el('div', { id: 'error', class: 'banner error', hidden: '' });
-const accountBox = el('section', { id: 'account', class: 'account' });
-const toolbar = el('div', { class: 'toolbar' });
-const modelSelect = el('select', { id: 'model', title: 'Model (price per request)' });
-const chatSelect = el('select', { id: 'chats', title: 'Chats on this machine' });
+const torState = el('span', { id: 'tor-state', class: 'tor' });
+const balance = el('span', { id: 'balance' });
+const wallet = el('span', { id: 'wallet' });
+const activity = el('span', { id: 'busy', class: 'busy' });
+const chatSelect = el('select', { id: 'chats', title: 'Chats on this machine', 'aria-label': 'Chats on this machine' });
+const header = el(
+  'header',
+  { id: 'status', class: 'status' },
+  el('div', { class: 'status-text' }, torState, balance, wallet, activity),
+  el('div', { class: 'status-actions' }, chatSelect, button('new-chat', '+', () => post({ type: 'newChat' }), { title: 'New chat', secondary: true, icon: true }), button('account-btn', 'Account', () => post({ type: 'account' }), { title: 'Account, credits and tokens', secondary: true })),
+);
+const errorBox = el('div', { id: 'error', class: 'banner error', role: 'alert', hidden: '' });
+const keyBox = el('div', { id: 'key-banner', class: 'banner key', hidden: '' });
+const welcome = el(
+  'section',
+  { id: 'welcome', class: 'welcome', hidden: '' },
+  el('p', {}, 'Chat with LLMs without being identified. You pay under a random account key (no e-mail, no name); chats are paid with blind tokens that cannot be linked to it, and sent over Tor.'),
+  el('div', { class: 'row' }, button('create-account', 'Create account', () => post({ type: 'createAccount' })), button('sign-in', 'Sign in with a key…', () => post({ type: 'signIn' }), { secondary: true })),
+);
 const waitingBox = el('div', { id: 'waiting', class: 'banner', hidden: '' });
-const messagesBox = el('div', { id: 'messages', class: 'messages' });
-const prompt = el('textarea', { id: 'prompt', rows: '3', placeholder: 'Ask anything — sent over Tor, paid with anonymous tokens (Enter to send, Shift+Enter for a new line)' });
-const sendBtn = button('send', 'Send', () => send());
-const stopBtn = button('stop', 'Stop', () => post({ type: 'stop' }));
-const regenBtn = button('regenerate', 'Regenerate', () => post({ type: 'regenerate' }));
-const inputRow = el('div', { class: 'input' }, prompt, el('div', { class: 'input-actions' }, sendBtn, stopBtn, regenBtn));
+const messagesBox = el('div', { id: 'messages', class: 'messages', role: 'log' });
+const empty = el('p', { class: 'empty' });
+const prompt = el('textarea', { id: 'prompt', rows: '3', 'aria-label': 'Message', placeholder: 'Ask anything — over Tor, paid with anonymous tokens (Enter to send, Shift+Enter for a new line)' });
+const modelSelect = el('select', { id: 'model', title: 'Model', 'aria-label': 'Model' });
+const cost = el('span', { id: 'cost', class: 'cost' });
+const sendBtn = button('send', 'Send', () => send(), { title: 'Send (Enter)' });
+const stopBtn = button('stop', 'Stop', () => post({ type: 'stop' }), { title: 'Stop the answer' });
+const regenBtn = button('regenerate', 'Regenerate', () => post({ type: 'regenerate' }), { secondary: true, title: 'Ask again for the last answer' });
+const composer = el('div', { class: 'composer' }, prompt, el('div', { class: 'composer-row' }, modelSelect, cost, el('span', { class: 'spacer' }), regenBtn, stopBtn, sendBtn));
+app.append(header, errorBox, keyBox, welcome, waitingBox, messagesBox, composer);
 
 // Links in answers: never followed inside the webview; the host warns that they open outside Tor.
 messagesBox.addEventListener('click', (e) => {
@@ -49,183 +82,276 @@ messagesBox.addEventListener('click', (e) => {
   const href = a.getAttribute('href');
   if (href) post({ type: 'openLink', text: href });
 });
-
-modelSelect.addEventListener('change', () => post({ type: 'selectModel', id: modelSelect.value }));
+modelSelect.addEventListener('change', () => {
+  post({ type: 'selectModel', id: modelSelect.value });
+  renderCost();
+});
 chatSelect.addEventListener('change', () => post({ type: 'selectChat', id: chatSelect.value }));
-toolbar.append(modelSelect, chatSelect, button('new-chat', 'New chat', () => post({ type: 'newChat' })));
-app.append(statusBar, errorBox, accountBox, toolbar, waitingBox, messagesBox, inputRow);
-
 prompt.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     send();
-  }
+  } else if (e.key === 'Escape' && state?.streamingId) post({ type: 'stop' });
 });
+prompt.addEventListener('input', () => renderCost());
 
 function send(): void {
   const text = prompt.value;
   if (!text.trim() || state?.streamingId) return;
   post({ type: 'send', text });
   prompt.value = '';
+  renderCost();
 }
 
 let state: UiState | undefined;
 /** Text of the message being streamed (deltas arrive between state updates). */
 const streaming = new Map<string, string>();
-let renderQueued = false;
+/** Messages with an open edit box: never re-rendered while open. */
+const editing = new Map<string, HTMLTextAreaElement>();
+/** Rendered message nodes by id, with the signature they were rendered from. */
+const nodes = new Map<string, { node: HTMLElement; sig: string }>();
 
-function renderStatus(s: UiState): void {
-  statusBar.replaceChildren(
-    el('span', { id: 'tor-state', class: `tor ${s.tor.kind}` }, `Tor: ${s.tor.text}`),
-    el('span', { id: 'balance' }, s.balance !== undefined ? `Balance: ${s.balance} credits` : s.signedIn ? 'Balance: …' : 'Not signed in'),
-    el('span', { id: 'wallet' }, `Wallet: ${s.wallet.total} tokens (${s.wallet.ready} ready)`),
-    ...(s.busy ? [el('span', { id: 'busy', class: 'busy' }, s.busy)] : []),
-  );
-  errorBox.hidden = !s.error;
-  errorBox.replaceChildren(...(s.error ? [el('span', {}, s.error), button('dismiss-error', '×', () => post({ type: 'dismissError' }), 'Dismiss')] : []));
-}
+// ---- regions ----
 
-function renderAccount(s: UiState): void {
-  const parts: Node[] = [];
-  if (s.accountKeyOnce) {
-    parts.push(
-      el(
-        'div',
-        { class: 'banner key' },
-        el('strong', {}, 'Your account key — shown once. Write it down: it is the only way back into your account and your credits.'),
-        el('code', { id: 'account-key' }, s.accountKeyOnce),
-        el('div', {}, button('copy-key', 'Copy', () => post({ type: 'copy', text: s.accountKeyOnce ?? '' })), button('dismiss-key', 'I saved it', () => post({ type: 'dismissKey' }))),
-      ),
-    );
-  }
-  if (!s.signedIn) {
-    const key = el('input', { id: 'signin-key', type: 'password', placeholder: 'Account key', autocomplete: 'off' });
-    parts.push(
-      el('p', {}, 'An account is a random key — no e-mail, no name. You pay under it; your chats are paid with blind tokens that cannot be linked to it.'),
-      el('div', { class: 'row' }, button('create-account', 'Create account', () => post({ type: 'createAccount' }))),
-      el('div', { class: 'row' }, key, button('sign-in', 'Sign in', () => post({ type: 'signIn', key: key.value }))),
-    );
-  } else {
-    const pack = el('select', { id: 'pack' }, ...s.packs.map((p) => el('option', { value: p.id }, p.label)));
-    parts.push(
-      el(
-        'div',
-        { class: 'row' },
-        pack,
-        button('buy', 'Buy credits', () => post({ type: 'buy', pack: pack.value })),
-        button('refresh', 'Refresh', () => post({ type: 'refresh' })),
-        button('get-tokens', 'Get tokens', () => post({ type: 'getTokens' }), 'Turn credits into anonymous tokens now'),
-        button('sign-out', 'Sign out', () => post({ type: 'signOut' })),
-      ),
-    );
-  }
-  accountBox.replaceChildren(...parts);
+function renderHeader(s: UiState): void {
+  if (!changed('header', [s.tor, s.balance, s.signedIn, s.wallet.total, s.wallet.ready, s.busy, s.refill])) return;
+  torState.className = `tor ${s.tor.kind}`;
+  torState.textContent = `Tor: ${s.tor.text}`;
+  balance.textContent = s.balance !== undefined ? `${s.balance} credits` : s.signedIn ? 'credits: …' : 'not signed in';
+  wallet.textContent = `${s.wallet.total} tokens (${s.wallet.ready} ready)`;
+  wallet.title = 'Anonymous tokens in the wallet on this machine';
+  const act = s.refill ?? s.busy;
+  activity.textContent = act ?? '';
+  activity.hidden = !act;
 }
 
 function renderSelectors(s: UiState): void {
-  modelSelect.replaceChildren(...s.models.map((m) => el('option', { value: m.id, ...(m.id === s.model ? { selected: '' } : {}) }, `${m.id} — ${m.priceCredits} credit${m.priceCredits === 1 ? '' : 's'}`)));
-  if (s.models.length === 0) modelSelect.append(el('option', {}, 'models load once Tor is up'));
-  chatSelect.replaceChildren(...s.conversations.map((c) => el('option', { value: c.id, ...(c.id === s.currentId ? { selected: '' } : {}) }, c.title)));
-}
-
-function renderWaiting(s: UiState): void {
-  const w = s.waiting;
-  waitingBox.hidden = !w;
-  if (!w) return;
-  const when = w.nextReadyAt ? ` The next token is ready in about ${Math.max(1, Math.round((w.nextReadyAt - Date.now()) / 1000))} s.` : '';
-  const what =
-    w.total < w.needed
-      ? `The wallet holds ${w.total} token(s); this request needs ${w.needed}. Tokens are fetched at random times, never right before a chat (so the server cannot match your chat to their issuance): Wait and send waits for the next scheduled refill and for the tokens to age; Get tokens fetches now.`
-      : `${w.ready} of ${w.needed} needed tokens are old enough to use; the rest are still ageing so this chat cannot be matched to their issuance.${when}`;
-  waitingBox.replaceChildren(
-    el('span', {}, what),
-    w.active ? el('span', { class: 'busy' }, ' Waiting…') : button('wait', 'Wait and send', () => post({ type: 'wait' })),
-    button('cancel-wait', 'Cancel', () => post({ type: 'cancelWait' })),
-  );
-}
-
-function renderMessage(m: Msg, s: UiState): HTMLElement {
-  const isStreaming = m.id === s.streamingId;
-  const text = isStreaming ? (streaming.get(m.id) ?? m.content) : m.content;
-  const content = el('div', { class: 'content' });
-  if (m.role === 'assistant') {
-    const r = renderMarkdown(text);
-    // Safe: renderMarkdown escapes all input and emits only a fixed set of tags (see markdown.ts).
-    content.innerHTML = r.html;
-    content.querySelectorAll<HTMLButtonElement>('button[data-code-index]').forEach((b) => {
-      const code = r.codeBlocks[Number(b.dataset['codeIndex'])]?.code ?? '';
-      b.addEventListener('click', () => post({ type: b.classList.contains('insert-code') ? 'insert' : 'copy', text: code }));
-    });
-    if (isStreaming && !text) content.append(el('span', { class: 'busy' }, 'Waiting for the answer over Tor…'));
-  } else {
-    content.textContent = text;
+  if (changed('models', s.models)) {
+    modelSelect.replaceChildren(...s.models.map((m) => el('option', { value: m.id }, m.id)));
+    if (s.models.length === 0) modelSelect.append(el('option', { value: '' }, 'models load once Tor is up'));
+    lastSig.delete('model');
   }
-  const actions = el('div', { class: 'msg-actions' });
-  if (m.role === 'user' && !s.streamingId) {
-    actions.append(
-      button(`edit-${m.id}`, 'Edit', () => {
-        const ta = el('textarea', { class: 'edit-box', rows: '3' });
-        ta.value = m.content;
-        content.replaceChildren(ta, el('div', {}, button(`save-${m.id}`, 'Send edited', () => post({ type: 'edit', id: m.id, text: ta.value })), button(`cancel-${m.id}`, 'Cancel', () => render())));
-      }),
+  if (changed('model', s.model) && s.model && document.activeElement !== modelSelect) modelSelect.value = s.model;
+  if (changed('chats', [s.conversations, s.currentId])) {
+    chatSelect.replaceChildren(...s.conversations.map((c) => el('option', { value: c.id }, c.title)));
+    chatSelect.value = s.currentId;
+  }
+}
+
+function renderBanners(s: UiState): void {
+  if (changed('error', s.error)) {
+    const e = s.error;
+    errorBox.hidden = !e;
+    errorBox.replaceChildren(
+      ...(e
+        ? [
+            el('span', { class: 'grow' }, e.text),
+            ...(e.action ? [button('error-action', e.action.label, () => post({ type: 'command', command: e.action!.command as Extract<FromWebview, { type: 'command' }>['command'] }))] : []),
+            button('dismiss-error', '×', () => post({ type: 'dismissError' }), { title: 'Dismiss', secondary: true, icon: true }),
+          ]
+        : []),
     );
   }
-  if (!isStreaming) actions.append(button(`delete-${m.id}`, 'Delete', () => post({ type: 'delete', id: m.id })));
+  if (changed('key', s.accountKeyOnce)) {
+    const k = s.accountKeyOnce;
+    keyBox.hidden = !k;
+    keyBox.replaceChildren(
+      ...(k
+        ? [
+            el('strong', {}, 'Your account key — shown once. Write it down: it is the only way back into your account and your credits.'),
+            el('code', { id: 'account-key' }, k),
+            el('div', { class: 'row' }, button('copy-key', 'Copy', () => post({ type: 'copy', text: k }), { secondary: true }), button('dismiss-key', 'I saved it', () => post({ type: 'dismissKey' }))),
+          ]
+        : []),
+    );
+  }
+  welcome.hidden = s.signedIn;
+  if (changed('waiting', s.waiting)) {
+    const w = s.waiting;
+    waitingBox.hidden = !w;
+    if (w) {
+      const when = w.nextReadyAt ? ` The next token is ready in about ${Math.max(1, Math.round((w.nextReadyAt - Date.now()) / 1000))} s.` : '';
+      const what =
+        w.total < w.needed
+          ? `The wallet holds ${w.total} token(s); this message needs ${w.needed}. Tokens are fetched at random times, never right before a chat (so the server cannot match your chat to their issuance): Wait and send waits for the next scheduled refill; Get tokens fetches now.`
+          : `${w.ready} of ${w.needed} needed tokens are old enough to use; the rest are still ageing so this chat cannot be matched to their issuance.${when}`;
+      waitingBox.replaceChildren(
+        el('span', { class: 'grow' }, what),
+        w.active ? el('span', { class: 'busy' }, 'Waiting…') : button('wait', 'Wait and send', () => post({ type: 'wait' })),
+        ...(w.total < w.needed ? [button('get-tokens-now', 'Get tokens', () => post({ type: 'command', command: 'llmtor.getTokens' }), { secondary: true })] : []),
+        button('cancel-wait', 'Cancel', () => post({ type: 'cancelWait' }), { secondary: true }),
+      );
+    }
+  }
+}
+
+function messageSig(m: ChatMessage, s: UiState): string {
+  const isStreaming = m.id === s.streamingId;
+  return JSON.stringify([m.content, m.error, m.model, m.credits, isStreaming, !!s.streamingId, isStreaming ? s.busy : undefined]);
+}
+
+function renderMessage(m: ChatMessage, s: UiState): HTMLElement {
+  const isStreaming = m.id === s.streamingId;
+  const content = el('div', { class: 'content' });
+  fillContent(content, m, isStreaming ? (streaming.get(m.id) ?? m.content) : m.content, isStreaming);
+  const actions = el('div', { class: 'msg-actions' });
+  if (m.role === 'user' && !s.streamingId) actions.append(button(`edit-${m.id}`, 'Edit', () => openEditor(m), { secondary: true }));
+  if (!isStreaming) actions.append(button(`delete-${m.id}`, 'Delete', () => post({ type: 'delete', id: m.id }), { secondary: true }));
   const meta = m.role === 'assistant' && (m.model || m.credits) ? el('div', { class: 'meta' }, [m.model, m.credits ? `${m.credits} credit${m.credits === 1 ? '' : 's'}` : ''].filter(Boolean).join(' · ')) : '';
   const err = m.error ? el('div', { class: 'msg-error' }, m.error) : '';
-  return el('div', { class: `msg ${m.role}${isStreaming ? ' streaming' : ''}`, 'data-id': m.id }, content, err, meta, actions);
+  return el('div', { class: `msg ${m.role}${isStreaming ? ' streaming' : ''}${m.error ? ' failed' : ''}`, 'data-id': m.id }, content, err, meta, actions);
+}
+
+function fillContent(content: HTMLElement, m: ChatMessage, text: string, isStreaming: boolean): void {
+  if (m.role !== 'assistant') {
+    content.textContent = text;
+    return;
+  }
+  const r = renderMarkdown(text);
+  // Safe: renderMarkdown escapes all input and emits only a fixed set of tags (see markdown.ts).
+  content.innerHTML = r.html;
+  content.querySelectorAll<HTMLButtonElement>('button[data-code-index]').forEach((b) => {
+    const block = r.codeBlocks[Number(b.dataset['codeIndex'])] ?? { code: '', lang: '' };
+    b.classList.add('secondary');
+    b.addEventListener('click', () => post(b.classList.contains('apply-code') ? { type: 'applyDiff', text: block.code, lang: block.lang } : { type: b.classList.contains('insert-code') ? 'insert' : 'copy', text: block.code }));
+  });
+  if (isStreaming && !text) content.append(el('span', { class: 'busy' }, state?.busy ?? 'Waiting for the answer over Tor…'));
+}
+
+function openEditor(m: ChatMessage): void {
+  const entry = nodes.get(m.id);
+  if (!entry) return;
+  const ta = el('textarea', { class: 'edit-box', id: `edit-box-${m.id}`, rows: '3', 'aria-label': 'Edit message' });
+  ta.value = m.content;
+  editing.set(m.id, ta);
+  const close = () => {
+    editing.delete(m.id);
+    lastSig.delete('messages');
+    entry.sig = '';
+    render();
+  };
+  const content = entry.node.querySelector('.content')!;
+  content.replaceChildren(
+    ta,
+    el(
+      'div',
+      { class: 'row' },
+      button(`save-${m.id}`, 'Send edited', () => {
+        editing.delete(m.id);
+        post({ type: 'edit', id: m.id, text: ta.value });
+      }),
+      button(`cancel-${m.id}`, 'Cancel', close, { secondary: true }),
+    ),
+  );
+  ta.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') close();
+  });
+  ta.focus();
 }
 
 function renderMessages(s: UiState): void {
   const atBottom = messagesBox.scrollHeight - messagesBox.scrollTop - messagesBox.clientHeight < 40;
-  messagesBox.replaceChildren(...s.messages.map((m) => renderMessage(m, s)));
-  if (s.messages.length === 0) messagesBox.append(el('p', { class: 'empty' }, s.historyEnabled ? 'New chat. History stays on this machine only.' : 'New chat. History is off: nothing is kept.'));
+  const ids = new Set(s.messages.map((m) => m.id));
+  for (const [id, entry] of nodes) {
+    if (ids.has(id)) continue;
+    entry.node.remove();
+    nodes.delete(id);
+    editing.delete(id);
+  }
+  let before: ChildNode | null = messagesBox.firstChild;
+  for (const m of s.messages) {
+    let entry = nodes.get(m.id);
+    const sig = messageSig(m, s);
+    if (!entry) {
+      entry = { node: renderMessage(m, s), sig };
+      nodes.set(m.id, entry);
+    } else if (entry.sig !== sig && !editing.has(m.id)) {
+      const fresh = renderMessage(m, s);
+      entry.node.replaceWith(fresh);
+      if (before === entry.node) before = fresh;
+      entry.node = fresh;
+      entry.sig = sig;
+    }
+    // Move only what is out of place (moving a node would drop the focus inside it).
+    if (entry.node !== before) messagesBox.insertBefore(entry.node, before);
+    before = entry.node.nextSibling;
+  }
+  empty.textContent = s.historyEnabled ? 'New chat. History stays on this machine only, encrypted.' : 'New chat. History is off: nothing is kept.';
+  if (s.messages.length === 0) messagesBox.append(empty);
+  else empty.remove();
   if (atBottom) messagesBox.scrollTop = messagesBox.scrollHeight;
+}
+
+/** What the message in the composer will cost: the request is the history plus it, as the host sends it. */
+function renderCost(): void {
+  const s = state;
+  const model = s?.models.find((m) => m.id === (modelSelect.value || s.model));
+  if (!s || !model) {
+    cost.textContent = '';
+    return;
+  }
+  const history = s.messages.filter((m) => !m.error && m.id !== s.streamingId).map((m) => ({ role: m.role, content: m.content }));
+  const body = JSON.stringify({ model: model.id, messages: [...history, { role: 'user', content: prompt.value }], stream: true });
+  const credits = creditsForBytes(model, new TextEncoder().encode(body).length);
+  cost.textContent = `${credits} credit${credits === 1 ? '' : 's'}`;
+  cost.title = `This message costs ${credits} credit${credits === 1 ? '' : 's'} (${model.priceCredits} per ${Math.round(model.bytesPerCredit / 1000)} kB of request, the whole chat included)`;
 }
 
 function render(): void {
   const s = state;
   if (!s) return;
-  renderStatus(s);
-  renderAccount(s);
+  renderHeader(s);
   renderSelectors(s);
-  renderWaiting(s);
+  renderBanners(s);
   renderMessages(s);
+  renderCost();
   const busy = !!s.streamingId;
   sendBtn.disabled = busy;
   stopBtn.hidden = !busy;
   regenBtn.hidden = busy || s.messages.length === 0;
 }
 
+let streamQueued = false;
 function renderStreamingSoon(): void {
-  if (renderQueued) return;
-  renderQueued = true;
+  if (streamQueued) return;
+  streamQueued = true;
   requestAnimationFrame(() => {
-    renderQueued = false;
+    streamQueued = false;
     const s = state;
-    if (!s?.streamingId) return;
-    const node = messagesBox.querySelector<HTMLElement>(`.msg[data-id="${CSS.escape(s.streamingId)}"]`);
-    const m = s.messages.find((x) => x.id === s.streamingId);
-    if (!node || !m) return;
+    const id = s?.streamingId;
+    const m = id ? s.messages.find((x) => x.id === id) : undefined;
+    const node = id ? nodes.get(id)?.node.querySelector<HTMLElement>('.content') : undefined;
+    if (!m || !node) return;
     const atBottom = messagesBox.scrollHeight - messagesBox.scrollTop - messagesBox.clientHeight < 40;
-    node.replaceWith(renderMessage(m, s));
+    fillContent(node, m, streaming.get(m.id) ?? m.content, true);
     if (atBottom) messagesBox.scrollTop = messagesBox.scrollHeight;
   });
 }
 
-window.addEventListener('message', (ev: MessageEvent) => {
-  const m = ev.data as { type: string; state?: UiState; id?: string; text?: string };
-  if (m.type === 'state' && m.state) {
+let updates = 0;
+const handlers: ToWebviewHandlers = {
+  state: (m) => {
     state = m.state;
+    // A counter tests read to know a state update arrived.
+    app.dataset['updates'] = String(++updates);
     for (const id of [...streaming.keys()]) if (id !== m.state.streamingId) streaming.delete(id);
     render();
-  } else if (m.type === 'delta' && m.id && typeof m.text === 'string') {
+  },
+  delta: (m) => {
     streaming.set(m.id, (streaming.get(m.id) ?? '') + m.text);
     renderStreamingSoon();
-  } else if (m.type === 'context' && typeof m.text === 'string') {
+  },
+  context: (m) => {
     prompt.value = (prompt.value ? `${prompt.value}\n` : '') + m.text;
     prompt.focus();
-  }
+    renderCost();
+  },
+  focus: () => prompt.focus(),
+};
+
+window.addEventListener('message', (ev: MessageEvent) => {
+  const m = ev.data as { type?: unknown };
+  if (typeof m?.type === 'string' && m.type in handlers) dispatch(handlers, ev.data as ToWebview);
 });
 
 post({ type: 'ready' });

@@ -10,7 +10,20 @@ export interface VscodeStub {
   messages: string[];
 }
 
-export function installVscodeStub(settings: Record<string, unknown>): VscodeStub {
+let installed: VscodeStub | undefined;
+
+/**
+ * Installs the stub once per process (the controller module, once required, keeps the stub it
+ * saw); a later call replaces the settings and messages in place, so every test file sees its own.
+ */
+export function installVscodeStub(wanted: Record<string, unknown>): VscodeStub {
+  if (installed) {
+    for (const k of Object.keys(installed.settings)) delete installed.settings[k];
+    Object.assign(installed.settings, wanted);
+    installed.messages.length = 0;
+    return installed;
+  }
+  const settings = { ...wanted };
   const messages: string[] = [];
   const none = () => ({ dispose() {} });
   const stub = {
@@ -52,5 +65,6 @@ export function installVscodeStub(settings: Record<string, unknown>): VscodeStub
     return req === 'vscode' ? path : orig.call(this, req, ...rest);
   };
   M._cache[path] = { id: path, filename: path, loaded: true, exports: stub, children: [], paths: [] };
-  return { settings, messages };
+  installed = { settings, messages };
+  return installed;
 }
