@@ -311,7 +311,7 @@ export class LlmTorClient {
         const outcome = this.classify(e, produced);
         if (outcome === 'retry' && attempt < (this.opts.chatRetries ?? 2) && !opts.signal?.aborted) {
           attempt++;
-          opts.onRetry?.(e, attempt, this.o.chatRetries ?? 2);
+          opts.onRetry?.(e, attempt, this.opts.chatRetries ?? 2);
           await this.sleep(retryDelay(e, attempt));
           continue;
         }

@@ -15,7 +15,7 @@ import { HISTORY_KEY_SECRET, HistoryCipher } from '../core/historyCipher.js';
 import { ChallengeRefusedError, LlmTorClient, NoReadyTokensError } from '../core/llmtorClient.js';
 import { RefillScheduler } from '../core/refillScheduler.js';
 import { DEFAULT_REFILL_POLICY, type RefillPolicy } from '../core/refillPlan.js';
-import { MAX_DIRECTORY_AGE_MS } from '../core/tokenIssuer.js';
+import { MAX_DIRECTORY_AGE_MS } from '../core/tokenMinter.js';
 import type { ModelInfo } from '../core/redemptionApi.js';
 import { KeyConsistencyError } from '../core/keyConsistency.js';
 import { clearnetTransport, torTransport } from '../core/transport.js';
