@@ -280,8 +280,9 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       proxy: {
         issuerName: ISSUER,
         existingSecret: 'llmtor-proxy-env',
-        // One pseudonym makes hundreds of requests a minute here (the default allows 120).
-        config: { redemption: { rateLimit: RATE_LIMIT, providers: { 'local-stand-in': { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } },
+        // One pseudonym makes hundreds of requests a minute here (the default allows 120). Its
+        // account is funded by an admin grant, which must count as a purchase for abuse tokens.
+        config: { issuance: { grantsCountAsPurchase: true }, redemption: { rateLimit: RATE_LIMIT, providers: { 'local-stand-in': { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } },
         issuance: { replicas: 1, resources: { requests: { cpu: '10m', memory: '64Mi' } } },
         redemption: { replicas: 2, resources: { requests: { cpu: '10m', memory: '64Mi' } } },
       },
