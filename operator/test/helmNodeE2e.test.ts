@@ -263,6 +263,8 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       await stage('private Tor network on the pod bridge', async () => {
         // The host's network namespace, named, gets a veth on the pod bridge: the relays listen
         // there, pods reach them, and the test's own tor client stays on the host.
+        // A run killed before its cleanup leaves the name behind (only a name: the namespace is the host's).
+        await run('ip', ['netns', 'delete', HOST_NETNS]).catch(() => undefined);
         await run('ip', ['netns', 'attach', HOST_NETNS, String(process.pid)]); // this process's (the host's) namespace
         hostIp = await node!.attachNetns(HOST_NETNS);
         const { startTorNetwork } = await import('@llmtor/devtools/torNetwork');
