@@ -317,7 +317,7 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   const upBody = upstreamBody(req, model.upstreamModel, model.transform, model.config.maxOutputTokens);
   let up: UpstreamResponse;
   try {
-    up = await model.upstream.send(upBody, stream, ac.signal);
+    up = await model.upstream.send(upBody, stream, upstreamSignal(stream, ac.signal));
   } catch (e) {
     await release('retryable');
     if (ac.signal.aborted) return { outcome: 'client_gone', stream };
@@ -356,6 +356,18 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   }
 
   return { outcome: await pipeStream(ctx, rt, up, ac.signal, k, finish, release, model), stream };
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * What may cancel the upstream call (D6). A stream stops with its client (the bytes already sent
+ * consume the tokens). A JSON answer does not: once forwarded it is paid for upstream, so it is read
+ * to the end and cached, and the client's retry is served from the cache — cancelling it instead
+ * left the tokens retryable, and each retry-and-abort cost another upstream call.
+ */
+function upstreamSignal(stream: boolean, clientGone: AbortSignal): AbortSignal {
+  return stream ? clientGone : NEVER_ABORTED;
 }
 
 /** Finishes waiting for the store to come back, at most this many at a time (each holds its sealed answer). */
