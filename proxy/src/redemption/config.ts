@@ -169,6 +169,11 @@ export const redemptionConfigSchema = z
     keyPrefix: z.string().default('llmtor:rdm:'),
     /** Hex digits of SHA-256(token) that name its spent-set bucket (see redisStore.ts, docs/benchmarks.md). */
     spentBucketHexDigits: z.number().int().min(1).max(6).default(4),
+    /**
+     * Prefix of spent entries written before the bucketed shape (`<prefix>s:<hex>`); a token found
+     * there is refused. Set to '' one redemption window after upgrading (they have expired by then).
+     */
+    legacySpentPrefix: z.string().default('llmtor:{rdm}:'),
   })
   .strict();
 

@@ -185,6 +185,12 @@ export interface SpentLayout {
    * tokens per signing key, 5 up to ~500 M (docs/benchmarks.md).
    */
   bucketHexDigits: number;
+  /**
+   * Prefix of the spent entries of the previous shape (one key per token, `<prefix>s:<hex>`), still
+   * looked at so that a token spent before an upgrade stays spent ('' = none). Drop it one
+   * redemption window after the upgrade, when they have all expired.
+   */
+  legacyPrefix?: string;
 }
 
 export class RedisRedemptionStore implements RedemptionStore {
@@ -201,6 +207,7 @@ export class RedisRedemptionStore implements RedemptionStore {
   /** The next WAIT per node, shared by every claim answered before it is sent (see confirm()). */
   private readonly nextWait = new Map<Redis, Promise<number>>();
   private readonly digits: number;
+  private readonly legacyPrefix: string;
   constructor(
     redis: Redis | Cluster,
     private readonly prefix: string,
@@ -211,6 +218,7 @@ export class RedisRedemptionStore implements RedemptionStore {
   ) {
     this.r = redis as ScriptRedis;
     this.digits = layout.bucketHexDigits;
+    this.legacyPrefix = layout.legacyPrefix ?? '';
     redis.on('ready', () => this.offsets.forEach((o) => o.reset()));
     redis.on('+node', () => this.offsets.forEach((o) => o.reset()));
     if (typeof this.r.llmtorClaimBucket !== 'function') {
@@ -342,6 +350,21 @@ export class RedisRedemptionStore implements RedemptionStore {
     const uncount = (): void => {
       if (counted) this.deadline(this.r.decr(rlKey)).catch(() => undefined);
     };
+
+    // A token spent before the upgrade to buckets is refused (its answer is not replayed).
+    if (this.legacyPrefix) {
+      let n: number;
+      try {
+        n = await this.deadline(Promise.all(req.spentIds.map((id) => this.r.exists(`${this.legacyPrefix}s:${id}`))).then((xs) => xs.reduce((a, b) => a + b, 0)));
+      } catch (e) {
+        uncount();
+        throw new ClaimNotApplied(`spent-token store unavailable before any token was claimed (${(e as Error).message})`);
+      }
+      if (n > 0) {
+        uncount();
+        return { kind: 'conflict' };
+      }
+    }
 
     // 2. The tokens, bucket by bucket in a fixed order. Rate limited: only look (a replay is still served).
     const parts = this.buckets(req.spentIds, req.expiresAt);

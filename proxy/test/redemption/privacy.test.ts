@@ -138,7 +138,7 @@ describe('the redemption role runs without any account data reachable', function
   it('works through a Redis user that can only touch redemption keys, while account keys stay unreadable', async () => {
     const admin = new Redis(redis.url);
     await admin.set('llmtor:account:ACCOUNT-KEY-HASH', JSON.stringify({ credits: 100 }));
-    await admin.call('ACL', 'SETUSER', 'redemption', 'on', '>redemption-pw', 'resetkeys', '~llmtor:rdm:*', '+@all', '-@dangerous', '+info');
+    await admin.call('ACL', 'SETUSER', 'redemption', 'on', '>redemption-pw', 'resetkeys', '~llmtor:rdm:*', '~llmtor:{rdm}:*', '+@all', '-@dangerous', '+info');
     admin.disconnect();
     const restricted = `redis://redemption:redemption-pw@127.0.0.1:${redis.port}`;
 
