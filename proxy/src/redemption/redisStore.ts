@@ -67,7 +67,8 @@ if ARGV[6] == '1' then return {'free', tostring(rnow)} end
 local val = 'p' .. b .. ARGV[4]
 for i = 7, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], val) end
 local at = math.max(tonumber(ARGV[5]), rnow + 60000)
-if redis.call('PEXPIRETIME', KEYS[1]) < at then redis.call('PEXPIREAT', KEYS[1], at) end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 or rnow + pttl < at then redis.call('PEXPIREAT', KEYS[1], at) end
 return {'claimed', tostring(rnow)}
 `;
 

@@ -161,6 +161,12 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
       assert.equal((await claim(ids, 'b1')).kind, 'in_progress');
       assert.equal((await claim(ids, 'b2')).kind, 'conflict');
       assert.equal(await store.finish(ids, ids.map(() => now + 60_000), 'b1', Buffer.from('cached answer'), 60_000), true);
+      // The entry: 8 bytes of the hash in the bucket of its prefix, which expires at the end of the token key's last day.
+      const at = store.spentLocation(ids[0]!, now + 60_000);
+      assert.equal(at.field.length, 8);
+      assert.equal((await c.hgetBuffer(at.key, at.field))?.length, 9, "'d' + 8 bytes of the binding");
+      const dayEnd = Math.ceil((now + 60_000) / 86_400_000) * 86_400_000;
+      assert.ok(Math.abs(Date.now() + (await c.pttl(at.key)) - dayEnd) < 5_000, 'bucket expires at the end of the expiry day');
       const done = await claim(ids, 'b1');
       assert.equal(done.kind === 'done' && done.cached?.toString(), 'cached answer');
       const more = [randomBytes(32).toString('hex')];
