@@ -325,6 +325,15 @@ export class RedisRedemptionStore implements RedemptionStore {
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
     const bind = bindingBytes(req.binding);
+    this.coalesce();
+    // A token spent before the upgrade to buckets is refused (its answer is not replayed); looked up
+    // alongside step 1, not after it.
+    const legacy = this.legacyPrefix
+      ? this.deadline(Promise.all(req.spentIds.map((id) => this.r.exists(`${this.legacyPrefix}s:${id}`)))).then(
+          (xs) => xs.reduce((a, b) => a + b, 0),
+          (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+        )
+      : undefined;
     // 1. The pseudonym's slot: blacklists and the rate-limit count. Nothing is spent yet, so any
     // failure here is "nothing was spent".
     let limited: number | undefined;
@@ -352,14 +361,11 @@ export class RedisRedemptionStore implements RedemptionStore {
       if (counted) this.deadline(this.r.decr(rlKey)).catch(() => undefined);
     };
 
-    // A token spent before the upgrade to buckets is refused (its answer is not replayed).
-    if (this.legacyPrefix) {
-      let n: number;
-      try {
-        n = await this.deadline(Promise.all(req.spentIds.map((id) => this.r.exists(`${this.legacyPrefix}s:${id}`))).then((xs) => xs.reduce((a, b) => a + b, 0)));
-      } catch (e) {
+    if (legacy) {
+      const n = await legacy;
+      if (n instanceof Error) {
         uncount();
-        throw new ClaimNotApplied(`spent-token store unavailable before any token was claimed (${(e as Error).message})`);
+        throw new ClaimNotApplied(`spent-token store unavailable before any token was claimed (${n.message})`);
       }
       if (n > 0) {
         uncount();
