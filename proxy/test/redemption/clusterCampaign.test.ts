@@ -111,7 +111,7 @@ describe('redemption: double-spend campaign on a real 3-master Cluster, two app 
       let keys = 0;
       let cursor = '0';
       do {
-        const [next, batch] = await r.scan(cursor, 'MATCH', 'llmtor:rdm:s:*', 'COUNT', 1000);
+        const [next, batch] = await r.scan(cursor, 'MATCH', 'llmtor:*s:*', 'COUNT', 1000);
         cursor = next;
         keys += batch.length;
       } while (cursor !== '0');
