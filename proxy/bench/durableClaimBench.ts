@@ -45,7 +45,7 @@ export async function runDurableClaimBench(o: { rounds?: number; n?: number } = 
       const c = new Redis(primary.url);
       c.on('error', () => undefined);
       clients.push(c);
-      return new RedisRedemptionStore(c, 'llmtor:{rdm}:', 5_000, { replicas, timeoutMs: 500 });
+      return new RedisRedemptionStore(c, 'llmtor:rdm:', 5_000, { replicas, timeoutMs: 500 });
     };
     const plain = store(0);
     const durable = store(1);

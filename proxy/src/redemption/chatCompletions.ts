@@ -211,12 +211,13 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   const secrets = new TokenSecrets(verified.map((v) => v.bytes));
   const binding = secrets.binding(canonicalJson(req));
   const spentIds = verified.map((v) => v.spentId);
+  const expiresAt = verified.map((v) => v.redemptionEnd);
   if (!rt.store.healthy()) throw storeUnavailable();
   let claim;
   try {
     claim = await rt.store.claim({
       spentIds,
-      expiresAt: verified.map((v) => v.redemptionEnd),
+      expiresAt,
       binding,
       now,
       leaseMs: cfg.inProgressLeaseSeconds * 1000,
@@ -268,17 +269,17 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
     const plain = answer ? encodeAnswer(answer) : undefined;
     const blob = plain && plain.length <= cfg.retryCacheMaxBytes ? secrets.seal(plain, binding) : undefined;
     try {
-      await rt.store.finish(spentIds, binding, blob, cfg.retryCacheTtlSeconds * 1000);
+      await rt.store.finish(spentIds, expiresAt, binding, blob, cfg.retryCacheTtlSeconds * 1000);
     } catch {
       // The claim is recorded (the token cannot be spent twice); keep trying to record the finish, or a
       // retry of this request would wait out the lease and then reach the upstream a second time.
       rt.logger.warn('redemption: could not record a finished answer (store unavailable); retrying in the background');
-      finishLater(rt, spentIds, binding, blob);
+      finishLater(rt, spentIds, expiresAt, binding, blob);
     }
   };
   const release = async (mode: 'retryable' | 'free'): Promise<void> => {
     try {
-      await rt.store.release(spentIds, binding, mode);
+      await rt.store.release(spentIds, expiresAt, binding, mode);
     } catch {
       // Left "in progress": after the lease a retry of the same request takes it over.
       rt.logger.warn('redemption: could not release a claim (store unavailable)');
@@ -317,7 +318,7 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   const upBody = upstreamBody(req, model.upstreamModel, model.transform, model.config.maxOutputTokens);
   let up: UpstreamResponse;
   try {
-    up = await model.upstream.send(upBody, stream, ac.signal);
+    up = await model.upstream.send(upBody, stream, upstreamSignal(stream, ac.signal));
   } catch (e) {
     await release('retryable');
     if (ac.signal.aborted) return { outcome: 'client_gone', stream };
@@ -358,6 +359,17 @@ async function redeem(ctx: Context, rt: RedemptionRuntime): Promise<{ outcome: O
   return { outcome: await pipeStream(ctx, rt, up, ac.signal, k, finish, release, model), stream };
 }
 
+/**
+ * What may cancel the upstream call (D6). A stream stops with its client (the bytes already sent
+ * consume the tokens). A JSON answer does not: once forwarded it is paid for upstream, so it is read
+ * to the end and cached, and the client's retry is served from the cache — cancelling it instead
+ * left the tokens retryable, and each retry-and-abort cost another upstream call.
+ */
+function upstreamSignal(stream: boolean, clientGone: AbortSignal): AbortSignal {
+  // A signal of its own per request (one shared signal would collect every request's listener).
+  return stream ? clientGone : new AbortController().signal;
+}
+
 /** Finishes waiting for the store to come back, at most this many at a time (each holds its sealed answer). */
 const MAX_PENDING_FINISHES = 1_000;
 let pendingFinishes = 0;
@@ -366,14 +378,14 @@ let pendingFinishes = 0;
  * Retries a finish that failed (store unreachable) with back-off, until it succeeds, the claim is
  * no longer ours, or the lease ends (then a retry of the request may take the claim over anyway).
  */
-function finishLater(rt: RedemptionRuntime, spentIds: string[], binding: string, blob: Buffer | undefined): void {
+function finishLater(rt: RedemptionRuntime, spentIds: string[], expiresAt: number[], binding: string, blob: Buffer | undefined): void {
   if (pendingFinishes >= MAX_PENDING_FINISHES) return;
   pendingFinishes++;
   const cfg = rt.config;
   const giveUpAt = Date.now() + cfg.inProgressLeaseSeconds * 1000;
   let delay = 250;
   const attempt = (): void => {
-    rt.store.finish(spentIds, binding, blob, cfg.retryCacheTtlSeconds * 1000).then(
+    rt.store.finish(spentIds, expiresAt, binding, blob, cfg.retryCacheTtlSeconds * 1000).then(
       () => pendingFinishes--,
       () => {
         delay = Math.min(delay * 2, 5_000);

@@ -165,8 +165,15 @@ export const redemptionConfigSchema = z
     adminToken: z.string().min(16).optional(),
     /** Moderation flags per pseudonym after which it is blacklisted automatically (0 = never). */
     autoBlacklistAfterFlags: z.number().int().min(0).default(0),
-    /** Redis key prefix (one hash tag so every multi-key script is valid on a cluster). */
-    keyPrefix: z.string().default('llmtor:{rdm}:'),
+    /** Redis key prefix, without a {hash tag}: each key carries its own, so the state spreads over a Cluster's slots. */
+    keyPrefix: z.string().default('llmtor:rdm:'),
+    /** Hex digits of SHA-256(token) that name its spent-set bucket (see redisStore.ts, docs/benchmarks.md). */
+    spentBucketHexDigits: z.number().int().min(1).max(6).default(4),
+    /**
+     * Prefix of spent entries written before the bucketed shape (`<prefix>s:<hex>`); a token found
+     * there is refused. Set to '' one redemption window after upgrading (they have expired by then).
+     */
+    legacySpentPrefix: z.string().default('llmtor:{rdm}:'),
   })
   .strict();
 

@@ -73,7 +73,7 @@ export class MemoryRedemptionStore implements RedemptionStore {
     return { kind: 'claimed' };
   }
 
-  async finish(spentIds: string[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean> {
+  async finish(spentIds: string[], _expiresAt: number[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean> {
     const prefix = `p|${binding}|`;
     const entries = spentIds.map((id) => this.get(`s:${id}`));
     if (entries.some((e) => !e || !String(e.value).startsWith(prefix))) return false;
@@ -82,7 +82,7 @@ export class MemoryRedemptionStore implements RedemptionStore {
     return true;
   }
 
-  async release(spentIds: string[], binding: string, mode: 'retryable' | 'free'): Promise<void> {
+  async release(spentIds: string[], _expiresAt: number[], binding: string, mode: 'retryable' | 'free'): Promise<void> {
     const prefix = `p|${binding}|`;
     for (const id of spentIds) {
       const e = this.get(`s:${id}`);

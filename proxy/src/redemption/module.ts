@@ -50,7 +50,10 @@ export async function createRedemptionModule(deps: AppDeps, config: RedemptionCo
   }
 
   const store = deps.redis
-    ? new RedisRedemptionStore(deps.redis, cfg.keyPrefix, cfg.redisTimeoutMs, { replicas: claimReplicas(deps.redis, cfg.durableClaims.replicas), timeoutMs: cfg.durableClaims.timeoutMs })
+    ? new RedisRedemptionStore(deps.redis, cfg.keyPrefix, cfg.redisTimeoutMs, { replicas: claimReplicas(deps.redis, cfg.durableClaims.replicas), timeoutMs: cfg.durableClaims.timeoutMs }, {
+        bucketHexDigits: cfg.spentBucketHexDigits,
+        legacyPrefix: cfg.legacySpentPrefix,
+      })
     : new MemoryRedemptionStore(deps.now);
   const rt: RedemptionRuntime = {
     config: cfg,

@@ -1,104 +1,127 @@
 /**
- * Redis implementation of the redemption store. Every decision that must be
- * atomic across pods is one Lua script; all keys share one hash tag (the
- * prefix), so the scripts are valid on a cluster too (at the price of keeping
- * redemption state on one shard).
+ * Redis implementation of the redemption store, shaped to shard on a Redis Cluster:
+ *
+ *   spent buckets  <prefix>s:{<first hex digits of SHA-256(token)>}:<expiry day>   hash
+ *                  field = the next 8 bytes of the hash, value = state (below)
+ *   retry cache    <prefix>c:{<binding>}                                           string
+ *   blacklist      <prefix>bl:p:{<permanent>} / <prefix>bl:t:{<transient>}           string
+ *   rate limit     <prefix>rl:{<permanent>}:<window>                                counter
+ *
+ * The hash tags put every token bucket, every pseudonym and every cached answer on a slot of its
+ * own, so the spent set spreads over all masters. A request's tokens are claimed bucket by bucket
+ * (one Lua script per bucket, atomic there) in a fixed order (sorted key), releasing the buckets
+ * already claimed when a later one refuses: all-or-nothing for the client. A pod that dies between
+ * two buckets leaves "in progress" entries with a lease, which only the same request can take over.
+ *
+ * Compact entries (issue 13, 279 → 26–30 bytes a token measured): a bucket is a small hash (listpack encoded
+ * while it has at most hash-max-listpack-entries fields), a field is 8 bytes, a value 9 bytes
+ * ('d' + 8 bytes of the request binding) or a little more while in progress. All tokens of one
+ * signing key share its redemption end, so a bucket per hash prefix and expiry day expires as a
+ * whole at the end of that day. docs/benchmarks.md has the measurements and the collision risk
+ * of the truncation.
  */
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ClaimNotApplied, type BlacklistEntry, type BlacklistKind, type ClaimRequest, type ClaimResult, type RedemptionStore } from './store.js';
 
+const DAY_MS = 86_400_000;
+/** Bytes of SHA-256(token) kept per entry after the bucket's hex digits (see docs/benchmarks.md). */
+const FIELD_BYTES = 8;
+/** Bytes of the request binding kept per entry (a keyed hash; it only tells requests apart). */
+const BIND_BYTES = 8;
+
 /**
- * KEYS: cache, blacklist-permanent, blacklist-transient, rate-limit bucket, spent…
- * ARGV: binding, now, leaseUntil, rlLimit (0 = off), rlWindowMs, deadline (Redis clock, ms), expiresAt…
+ * One bucket of the claim. KEYS[1]: bucket.
+ * ARGV: deadline (Redis clock, ms), binding (8 bytes), now, leaseUntil, bucket expiry (ms), checkOnly, fields…
+ * Value: 'p' | 'd' | 'r', then the 8 binding bytes, then (p only) the lease end in ms as decimal.
  *
  * A claim that reaches Redis after its deadline does nothing: by then the pod has told the
  * client "503, nothing was spent" (the command timed out), and a claim taking effect later
  * (Redis stalled, or ioredis resending it after a reconnect) would make that a lie. Every
- * reply starts with Redis's own time, from which the pod keeps its clock offset.
+ * reply carries Redis's own time, from which the pod keeps its clock offset for this node.
  */
-const CLAIM = `
+const CLAIM_BUCKET = `
 local t = redis.call('TIME')
 local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if rnow > tonumber(ARGV[6]) then return {'expired', tostring(rnow)} end
-local function reply(r)
-  table.insert(r, 2, tostring(rnow))
-  return r
-end
-local binding = ARGV[1]
-local now = tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return reply({'blacklisted'}) end
+if rnow > tonumber(ARGV[1]) then return {'expired', tostring(rnow)} end
+local b = ARGV[2]
+local now = tonumber(ARGV[3])
 local state = nil
 local wait = 0
-for i = 5, #KEYS do
-  local v = redis.call('GET', KEYS[i])
+for i = 7, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
   if v then
-    local s, b, lease = string.match(v, '^(%a)|(%x+)|?(%d*)$')
-    if b ~= binding then return reply({'conflict'}) end
+    if string.sub(v, 2, ${1 + BIND_BYTES}) ~= b then return {'conflict', tostring(rnow)} end
+    local s = string.sub(v, 1, 1)
     if s == 'd' then
       state = 'd'
     elseif s == 'p' and state ~= 'd' then
-      local untilMs = tonumber(lease) or 0
+      local untilMs = tonumber(string.sub(v, ${2 + BIND_BYTES})) or 0
       if untilMs > now then state = 'p'; wait = untilMs - now end
     end
   end
 end
-if state == 'd' then
-  local c = redis.call('GET', KEYS[1])
-  if c then return reply({'done', c}) end
-  return reply({'done'})
-end
-if state == 'p' then return reply({'in_progress', tostring(wait)}) end
-local limit = tonumber(ARGV[4])
-if limit > 0 then
-  local n = redis.call('INCR', KEYS[4])
-  if n == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[5]) end
-  if n > limit then return reply({'rate_limited', tostring(redis.call('PTTL', KEYS[4]))}) end
-end
-local val = 'p|' .. binding .. '|' .. ARGV[3]
-for i = 5, #KEYS do
-  local ttl = tonumber(ARGV[i + 2]) - now
-  if ttl < 1 then ttl = 1 end
-  redis.call('SET', KEYS[i], val, 'PX', ttl)
-end
-return reply({'claimed'})
+if state == 'd' then return {'done', tostring(rnow)} end
+if state == 'p' then return {'in_progress', tostring(rnow), tostring(wait)} end
+if ARGV[6] == '1' then return {'free', tostring(rnow)} end
+local val = 'p' .. b .. ARGV[4]
+for i = 7, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], val) end
+local at = math.max(tonumber(ARGV[5]), rnow + 60000)
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 or rnow + pttl < at then redis.call('PEXPIREAT', KEYS[1], at) end
+return {'claimed', tostring(rnow)}
 `;
 
-/** KEYS: cache, spent…  ARGV: binding, cached blob ('' = none), cache TTL ms */
-const FINISH = `
-local prefix = 'p|' .. ARGV[1] .. '|'
-for i = 2, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if not v or string.sub(v, 1, #prefix) ~= prefix then return 0 end
+/** KEYS[1]: bucket. ARGV: binding (8 bytes), fields…  p → d where still ours; 0 if one was not. */
+const FINISH_BUCKET = `
+local pb = 'p' .. ARGV[1]
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if not v or string.sub(v, 1, ${1 + BIND_BYTES}) ~= pb then return 0 end
 end
-for i = 2, #KEYS do redis.call('SET', KEYS[i], 'd|' .. ARGV[1], 'KEEPTTL') end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+for i = 2, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 'd' .. ARGV[1]) end
 return 1
 `;
 
-/** KEYS: spent…  ARGV: binding, mode ('r' | 'free') */
-const RELEASE = `
-local prefix = 'p|' .. ARGV[1] .. '|'
-for i = 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if v and string.sub(v, 1, #prefix) == prefix then
-    if ARGV[2] == 'free' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], 'r|' .. ARGV[1], 'KEEPTTL') end
+/** KEYS[1]: bucket. ARGV: binding (8 bytes), mode ('r' | 'free'), fields… */
+const RELEASE_BUCKET = `
+local pb = 'p' .. ARGV[1]
+for i = 3, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v and string.sub(v, 1, ${1 + BIND_BYTES}) == pb then
+    if ARGV[2] == 'free' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], 'r' .. ARGV[1]) end
   end
 end
 return 1
 `;
 
-/** Redis's clock, on the node that holds the redemption keys (KEYS[1]: any key of the prefix's slot). */
+/**
+ * The pseudonym's own slot. KEYS: blacklist-permanent, rate-limit bucket. ARGV: limit (0 = off), window ms.
+ * Counted before the tokens are claimed; the pod takes the count back when the request claims nothing.
+ */
+const PSEUDONYM = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'blacklisted'} end
+local limit = tonumber(ARGV[1])
+if limit <= 0 then return {'ok'} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+if n > limit then return {'rate_limited', tostring(redis.call('PTTL', KEYS[2]))} end
+return {'counted'}
+`;
+
+/** Redis's clock on the node holding KEYS[1]. */
 const TIME = `
 local t = redis.call('TIME')
 return tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 `;
 
+type Args = (string | number | Buffer)[];
 type ScriptRedis = (Redis | Cluster) & {
-  llmtorTime(...args: (string | number)[]): Promise<unknown>;
-  llmtorClaim(...args: (string | number)[]): Promise<unknown>;
-  llmtorClaimBuffer(...args: (string | number)[]): Promise<Buffer[]>;
-  llmtorFinish(...args: (string | number)[]): Promise<unknown>;
-  llmtorRelease(...args: (string | number)[]): Promise<unknown>;
+  llmtorTime(...args: Args): Promise<unknown>;
+  llmtorClaimBucket(...args: Args): Promise<string[]>;
+  llmtorFinishBucket(...args: Args): Promise<unknown>;
+  llmtorReleaseBucket(...args: Args): Promise<unknown>;
+  llmtorPseudonym(...args: Args): Promise<string[]>;
 };
 
 const TIMED_OUT = 'redis command timed out';
@@ -115,6 +138,61 @@ const CLAIM_DEADLINE_MARGIN_MS = 50;
  */
 const OFFSET_WINDOW_MS = 5_000;
 
+/**
+ * A lower bound of (one Redis node's clock − this process's clock), in ms: Redis time T seen in a
+ * reply received at local time r was read at some local time ≤ r, so the offset is ≥ T − r. A
+ * claim's deadline in Redis time is this + the local moment the pod will give up, so it can only
+ * be early (by the round trip of the sample), never late. One per node (each has its own clock).
+ */
+class ClockOffset {
+  value: number | undefined;
+  probe: Promise<void> | undefined;
+  private window = 0;
+  private best = Number.NEGATIVE_INFINITY;
+  private prevBest = Number.NEGATIVE_INFINITY;
+
+  reset(): void {
+    this.value = undefined;
+    this.best = this.prevBest = Number.NEGATIVE_INFINITY;
+  }
+
+  sample(redisMs: number, receivedAt: number): void {
+    const c = redisMs - receivedAt;
+    if (!Number.isFinite(c)) return;
+    const w = Math.floor(receivedAt / OFFSET_WINDOW_MS);
+    if (w !== this.window) {
+      this.prevBest = w === this.window + 1 ? this.best : Number.NEGATIVE_INFINITY;
+      this.best = Number.NEGATIVE_INFINITY;
+      this.window = w;
+    }
+    if (c > this.best) this.best = c;
+    this.value = Math.max(this.best, this.prevBest);
+  }
+}
+
+/** A request's tokens in one bucket. */
+interface BucketPart {
+  key: string;
+  fields: Buffer[];
+  expiresAt: number;
+}
+
+type BucketReply = { kind: 'claimed' } | { kind: 'free' } | { kind: 'done' } | { kind: 'conflict' } | { kind: 'in_progress'; retryAfterMs: number };
+
+export interface SpentLayout {
+  /**
+   * Hex digits of SHA-256(token) that name a token's bucket (16^n buckets per expiry day). Size it
+   * so a bucket stays within Redis's hash-max-listpack-entries (512 by default): 4 up to ~33 M
+   * tokens per signing key, 5 up to ~500 M (docs/benchmarks.md).
+   */
+  bucketHexDigits: number;
+  /**
+   * Prefix of the spent entries of the previous shape (one key per token, `<prefix>s:<hex>`), still
+   * looked at so that a token spent before an upgrade stays spent ('' = none). Drop it one
+   * redemption window after the upgrade, when they have all expired.
+   */
+  legacyPrefix?: string;
+}
 
 export class RedisRedemptionStore implements RedemptionStore {
   private readonly r: ScriptRedis;
@@ -125,36 +203,31 @@ export class RedisRedemptionStore implements RedemptionStore {
     this.corked = undefined;
     s?.uncork();
   };
-  /**
-   * A lower bound of (Redis clock − this process's clock), in ms: Redis time T seen in a reply
-   * received at local time r was read at some local time ≤ r, so the offset is ≥ T − r. A
-   * claim's deadline in Redis time is this + the local moment the pod will give up, so it can
-   * only be early (by the round trip of the sample), never late. Reset on every (re)connect.
-   */
-  private offsetMs: number | undefined;
-  private offsetWindow = 0;
-  private offsetBest = Number.NEGATIVE_INFINITY;
-  private offsetPrevBest = Number.NEGATIVE_INFINITY;
-  private offsetProbe: Promise<void> | undefined;
-  /** The next WAIT, shared by every claim answered before it is sent (see confirm()). */
-  private nextWait: Promise<number> | undefined;
+  /** Per node ("host:port", or "" without a Cluster); reset on every (re)connect. */
+  private readonly offsets = new Map<string, ClockOffset>();
+  /** The next WAIT per node, shared by every claim answered before it is sent (see confirm()). */
+  private readonly nextWait = new Map<Redis, Promise<number>>();
+  private readonly digits: number;
+  private readonly legacyPrefix: string;
   constructor(
     redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly timeoutMs: number,
     /** Claims must reach this many replicas (WAIT) before anything is forwarded; 0 = do not wait. */
     private readonly durability: { replicas: number; timeoutMs: number } = { replicas: 0, timeoutMs: 0 },
+    layout: SpentLayout = { bucketHexDigits: 4 },
   ) {
     this.r = redis as ScriptRedis;
-    redis.on('ready', () => {
-      this.offsetMs = undefined;
-      this.offsetBest = this.offsetPrevBest = Number.NEGATIVE_INFINITY;
-    });
-    if (typeof this.r.llmtorClaim !== 'function') {
+    this.digits = layout.bucketHexDigits;
+    this.legacyPrefix = layout.legacyPrefix ?? '';
+    redis.on('ready', () => this.offsets.forEach((o) => o.reset()));
+    redis.on('+node', () => this.offsets.forEach((o) => o.reset()));
+    if (typeof this.r.llmtorClaimBucket !== 'function') {
       redis.defineCommand('llmtorTime', { lua: TIME, numberOfKeys: 1 });
-      redis.defineCommand('llmtorClaim', { lua: CLAIM });
-      redis.defineCommand('llmtorFinish', { lua: FINISH });
-      redis.defineCommand('llmtorRelease', { lua: RELEASE });
+      redis.defineCommand('llmtorClaimBucket', { lua: CLAIM_BUCKET, numberOfKeys: 1 });
+      redis.defineCommand('llmtorFinishBucket', { lua: FINISH_BUCKET, numberOfKeys: 1 });
+      redis.defineCommand('llmtorReleaseBucket', { lua: RELEASE_BUCKET, numberOfKeys: 1 });
+      redis.defineCommand('llmtorPseudonym', { lua: PSEUDONYM, numberOfKeys: 2 });
     }
   }
 
@@ -188,30 +261,24 @@ export class RedisRedemptionStore implements RedemptionStore {
     });
   }
 
-  private sampleOffset(redisMs: number, receivedAt: number): void {
-    const c = redisMs - receivedAt;
-    if (!Number.isFinite(c)) return;
-    const w = Math.floor(receivedAt / OFFSET_WINDOW_MS);
-    if (w !== this.offsetWindow) {
-      this.offsetPrevBest = w === this.offsetWindow + 1 ? this.offsetBest : Number.NEGATIVE_INFINITY;
-      this.offsetBest = Number.NEGATIVE_INFINITY;
-      this.offsetWindow = w;
-    }
-    if (c > this.offsetBest) this.offsetBest = c;
-    this.offsetMs = Math.max(this.offsetBest, this.offsetPrevBest);
+  private clock(node: string): ClockOffset {
+    let o = this.offsets.get(node);
+    if (!o) this.offsets.set(node, (o = new ClockOffset()));
+    return o;
   }
 
-  /** The offset, read from Redis once after each (re)connect (one round trip, shared by concurrent claims). */
-  private async offset(): Promise<number> {
-    if (this.offsetMs !== undefined) return this.offsetMs;
-    this.offsetProbe ??= this.deadline(this.r.llmtorTime(this.cacheKey('clock')))
-      .then((v) => this.sampleOffset(Number(v), Date.now()))
+  /** The node's offset, read once after each (re)connect (one round trip, shared by concurrent claims). */
+  private async offset(key: string, node: string): Promise<number> {
+    const o = this.clock(node);
+    if (o.value !== undefined) return o.value;
+    o.probe ??= this.deadline(this.r.llmtorTime(key))
+      .then((v) => o.sample(Number(v), Date.now()))
       .finally(() => {
-        this.offsetProbe = undefined;
+        o.probe = undefined;
       });
-    await this.offsetProbe;
-    if (this.offsetMs === undefined) throw new Error('no clock offset');
-    return this.offsetMs;
+    await o.probe;
+    if (o.value === undefined) throw new Error('no clock offset');
+    return o.value;
   }
 
   /**
@@ -232,104 +299,232 @@ export class RedisRedemptionStore implements RedemptionStore {
     setImmediate(this.uncork);
   }
 
-  private spentKey(id: string): string {
-    return `${this.prefix}s:${id}`;
+  /** The request's tokens grouped by bucket, buckets in a fixed order (two requests sharing tokens claim them in the same order). */
+  private buckets(spentIds: string[], expiresAt: number[]): BucketPart[] {
+    const byKey = new Map<string, BucketPart>();
+    spentIds.forEach((id, i) => {
+      const day = Math.ceil((expiresAt[i] ?? 0) / DAY_MS);
+      const key = `${this.prefix}s:{${id.slice(0, this.digits)}}:${day}`;
+      let b = byKey.get(key);
+      if (!b) byKey.set(key, (b = { key, fields: [], expiresAt: day * DAY_MS }));
+      b.fields.push(Buffer.from(id.slice(this.digits, this.digits + 2 * FIELD_BYTES), 'hex'));
+    });
+    return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+  /** A bucket's key from a spent id (for tests and tools): where its entry lives. */
+  spentLocation(id: string, expiresAt: number): { key: string; field: Buffer } {
+    const b = this.buckets([id], [expiresAt])[0]!;
+    return { key: b.key, field: b.fields[0]! };
   }
   private cacheKey(binding: string): string {
-    return `${this.prefix}c:${binding}`;
+    return `${this.prefix}c:{${binding}}`;
   }
   private blKey(kind: BlacklistKind, p: string): string {
-    return `${this.prefix}bl:${kind === 'permanent' ? 'p' : 't'}:${p}`;
+    return `${this.prefix}bl:${kind === 'permanent' ? 'p' : 't'}:{${p}}`;
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
-    let res: Buffer[];
-    try {
-      res = await this.sendClaim(req);
-    } catch (e) {
-      // Timed out: the script refuses to run past its deadline, which lies before this timeout.
-      if ((e as Error).message === TIMED_OUT) throw new ClaimNotApplied('spent-token store timed out; the claim cannot take effect any more');
-      throw e;
+    const bind = bindingBytes(req.binding);
+    this.coalesce();
+    // A token spent before the upgrade to buckets is refused (its answer is not replayed); looked up
+    // alongside step 1, not after it.
+    const legacy = this.legacyPrefix
+      ? this.deadline(Promise.all(req.spentIds.map((id) => this.r.exists(`${this.legacyPrefix}s:${id}`)))).then(
+          (xs) => xs.reduce((a, b) => a + b, 0),
+          (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+        )
+      : undefined;
+    // 1. The pseudonym's slot: blacklists and the rate-limit count. Nothing is spent yet, so any
+    // failure here is "nothing was spent".
+    let limited: number | undefined;
+    let counted = false;
+    let rlKey = '';
+    if (req.pseudonym) {
+      rlKey = `${this.prefix}rl:{${req.pseudonym.permanent}}:${req.rateLimit ? Math.floor(req.now / req.rateLimit.windowMs) : 0}`;
+      const limit = req.rateLimit?.limit ?? 0;
+      let p: string[];
+      let transientBlocked: number;
+      try {
+        this.coalesce();
+        [p, transientBlocked] = await Promise.all([
+          this.deadline(this.r.llmtorPseudonym(this.blKey('permanent', req.pseudonym.permanent), rlKey, limit, req.rateLimit?.windowMs ?? 1)),
+          this.deadline(this.r.exists(this.blKey('transient', req.pseudonym.transient))),
+        ]);
+      } catch (e) {
+        throw new ClaimNotApplied(`spent-token store unavailable before any token was claimed (${(e as Error).message})`);
+      }
+      if (p[0] === 'blacklisted' || transientBlocked === 1) return { kind: 'blacklisted' };
+      counted = p[0] !== 'ok';
+      if (p[0] === 'rate_limited') limited = Math.max(0, Number(p[1]));
     }
-    this.sampleOffset(Number(res[1]?.toString('latin1')), Date.now());
-    const out = decodeClaim(res);
-    if (out.kind !== 'claimed' || this.durability.replicas === 0) return out;
-    let acked = 0;
-    try {
-      acked = await this.confirm();
-    } catch {
-      // Unknown: treated as not confirmed.
+    const uncount = (): void => {
+      if (counted) this.deadline(this.r.decr(rlKey)).catch(() => undefined);
+    };
+
+    if (legacy) {
+      const n = await legacy;
+      if (n instanceof Error) {
+        uncount();
+        throw new ClaimNotApplied(`spent-token store unavailable before any token was claimed (${n.message})`);
+      }
+      if (n > 0) {
+        uncount();
+        return { kind: 'conflict' };
+      }
     }
-    if (acked >= this.durability.replicas) return out;
+
+    // 2. The tokens, bucket by bucket in a fixed order. Rate limited: only look (a replay is still served).
+    const parts = this.buckets(req.spentIds, req.expiresAt);
+    const claimed: BucketPart[] = [];
+    for (const part of parts) {
+      let reply: BucketReply;
+      try {
+        reply = await this.claimBucket(part, bind, req, limited !== undefined);
+      } catch (e) {
+        uncount();
+        // Buckets claimed before this one are ours to undo; this one did not (ClaimNotApplied) or may have run.
+        const undone = await this.releaseParts(claimed, bind, 'free').then(
+          () => true,
+          () => false,
+        );
+        if (e instanceof ClaimNotApplied && undone) throw e;
+        throw e instanceof ClaimNotApplied ? new Error('a claim timed out and the claims before it could not be undone') : e;
+      }
+      if (reply.kind === 'claimed') {
+        claimed.push(part);
+        continue;
+      }
+      if (reply.kind === 'free') continue;
+      // Refused: all-or-nothing, so the buckets claimed before this one are released.
+      uncount();
+      // If that fails, the error says the state is unknown (not "nothing spent").
+      if (claimed.length > 0) await this.releaseParts(claimed, bind, 'free');
+      if (reply.kind === 'done') return this.done(req.binding);
+      return reply;
+    }
+    if (limited !== undefined) return { kind: 'rate_limited', retryAfterMs: limited };
+    if (this.durability.replicas === 0) return { kind: 'claimed' };
+
+    // 3. Durable: every node a claim landed on confirms it on enough replicas.
+    if ((await this.confirmAll(claimed)) >= this.durability.replicas) return { kind: 'claimed' };
     // Nothing was forwarded, so undoing the claim is safe. The undo must be as durable as the claim
     // may have been (its ack may only have been late): else a failover could bring the claim back.
     try {
-      await this.release(req.spentIds, req.binding, 'free');
-      return { kind: 'unconfirmed', released: (await this.confirm()) >= this.durability.replicas };
+      await this.releaseParts(claimed, bind, 'free');
+      return { kind: 'unconfirmed', released: (await this.confirmAll(claimed)) >= this.durability.replicas };
     } catch {
       return { kind: 'unconfirmed', released: false };
     }
   }
 
-  /**
-   * WAIT for the replicas, on the connection that sent the claims (WAIT covers the writes of its
-   * own connection; on a Cluster, the node that holds the redemption slot). One WAIT serves every
-   * claim answered before it leaves, so concurrent requests share a round trip. WAIT blocks that
-   * connection until the replicas answer or its timeout, so the command deadline allows for it.
-   */
-  private confirm(): Promise<number> {
-    this.nextWait ??= new Promise<number>((resolve, reject) => {
-      setImmediate(() => {
-        this.nextWait = undefined;
-        const { replicas, timeoutMs } = this.durability;
-        const node = this.slotNode();
-        this.deadline(node.wait(replicas, timeoutMs), timeoutMs + this.timeoutMs).then((n) => resolve(Number(n)), reject);
-      });
-    });
-    return this.nextWait;
+  private async done(binding: string): Promise<ClaimResult> {
+    const c = await this.deadline(this.r.get(this.cacheKey(binding)));
+    return c ? { kind: 'done', cached: Buffer.from(c, 'base64') } : { kind: 'done' };
   }
 
-  /** The connection of the node holding the redemption keys' slot. */
-  private slotNode(): Redis {
-    const c = this.r as Partial<Cluster>;
-    if (typeof c.nodes !== 'function' || !c.slots) return this.r as Redis;
-    const key = c.slots[hashSlot(this.prefix)]?.[0];
-    return c.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === key) ?? (this.r as unknown as Redis);
-  }
-
-  private async sendClaim(req: ClaimRequest): Promise<Buffer[]> {
-    const { spentIds, binding, now } = req;
-    const keys = [
-      this.cacheKey(binding),
-      req.pseudonym ? this.blKey('permanent', req.pseudonym.permanent) : `${this.prefix}bl:none`,
-      req.pseudonym ? this.blKey('transient', req.pseudonym.transient) : `${this.prefix}bl:none`,
-      req.pseudonym && req.rateLimit ? `${this.prefix}rl:${req.pseudonym.permanent}:${Math.floor(now / req.rateLimit.windowMs)}` : `${this.prefix}rl:none`,
-      ...spentIds.map((id) => this.spentKey(id)),
-    ];
-    const limit = req.pseudonym && req.rateLimit ? req.rateLimit.limit : 0;
-    const offset = this.offsetMs ?? (await this.offset());
+  private async claimBucket(part: BucketPart, bind: Buffer, req: ClaimRequest, checkOnly: boolean): Promise<BucketReply> {
+    const node = this.nodeName(part.key);
+    const o = this.clock(node);
+    const offset = o.value ?? (await this.offset(part.key, node));
     // The local timer below starts now; in Redis time the claim must have run a margin before it fires.
     const sentAt = Date.now();
-    const deadline = sentAt + offset + this.timeoutMs - Math.min(CLAIM_DEADLINE_MARGIN_MS, this.timeoutMs / 4);
-    const args = [binding, now, now + req.leaseMs, limit, req.rateLimit?.windowMs ?? 1, Math.floor(deadline), ...req.expiresAt];
+    const deadline = Math.floor(sentAt + offset + this.timeoutMs - Math.min(CLAIM_DEADLINE_MARGIN_MS, this.timeoutMs / 4));
     this.coalesce();
-    // The Buffer variant: replies are decoded by hand (a cached answer is base64 of ciphertext).
-    return this.deadline(this.r.llmtorClaimBuffer(keys.length, ...keys, ...args));
+    let res: string[];
+    try {
+      res = await this.deadline(this.r.llmtorClaimBucket(part.key, deadline, bind, req.now, req.now + req.leaseMs, part.expiresAt, checkOnly ? '1' : '0', ...part.fields));
+    } catch (e) {
+      // Timed out: the script refuses to run past its deadline, which lies before this timeout.
+      if ((e as Error).message === TIMED_OUT) throw new ClaimNotApplied('spent-token store timed out; the claim cannot take effect any more');
+      throw e;
+    }
+    o.sample(Number(res[1]), Date.now());
+    switch (res[0]) {
+      case 'expired':
+        throw new ClaimNotApplied('the claim reached the spent-token store after its deadline and was not applied');
+      case 'claimed':
+        return { kind: 'claimed' };
+      case 'free':
+        return { kind: 'free' };
+      case 'done':
+        return { kind: 'done' };
+      case 'conflict':
+        return { kind: 'conflict' };
+      case 'in_progress':
+        return { kind: 'in_progress', retryAfterMs: Number(res[2]) };
+      default:
+        throw new Error(`unexpected claim result ${res[0]}`);
+    }
   }
 
-  async finish(spentIds: string[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean> {
-    const keys = [this.cacheKey(binding), ...spentIds.map((id) => this.spentKey(id))];
+  private async releaseParts(parts: BucketPart[], bind: Buffer, mode: 'r' | 'free'): Promise<void> {
+    this.coalesce();
+    await Promise.all(parts.map((p) => this.deadline(this.r.llmtorReleaseBucket(p.key, bind, mode, ...p.fields))));
+  }
+
+  /** The fewest replicas that confirmed, over the nodes holding these buckets. */
+  private async confirmAll(parts: BucketPart[]): Promise<number> {
+    const nodes = new Set(parts.map((p) => this.nodeOf(p.key)));
+    try {
+      const acks = await Promise.all([...nodes].map((n) => this.confirm(n)));
+      return Math.min(...acks);
+    } catch {
+      return 0; // Unknown: treated as not confirmed.
+    }
+  }
+
+  /**
+   * WAIT for the replicas on a node's connection (WAIT covers the writes of its own connection).
+   * One WAIT per node serves every claim answered before it leaves, so concurrent requests share a
+   * round trip. WAIT blocks that connection until the replicas answer or its timeout, so the
+   * command deadline allows for it.
+   */
+  private confirm(node: Redis): Promise<number> {
+    let w = this.nextWait.get(node);
+    if (!w) {
+      w = new Promise<number>((resolve, reject) => {
+        setImmediate(() => {
+          this.nextWait.delete(node);
+          const { replicas, timeoutMs } = this.durability;
+          this.deadline(node.wait(replicas, timeoutMs), timeoutMs + this.timeoutMs).then((n) => resolve(Number(n)), reject);
+        });
+      });
+      this.nextWait.set(node, w);
+    }
+    return w;
+  }
+
+  private isCluster(): boolean {
+    const c = this.r as Partial<Cluster>;
+    return typeof c.nodes === 'function' && !!c.slots;
+  }
+  /** "host:port" of the master serving a key's slot ("" without a Cluster). */
+  private nodeName(key: string): string {
+    if (!this.isCluster()) return '';
+    return (this.r as Cluster).slots[hashSlot(key)]?.[0] ?? '';
+  }
+  /** The connection of the master serving a key's slot. */
+  private nodeOf(key: string): Redis {
+    if (!this.isCluster()) return this.r as Redis;
+    const name = this.nodeName(key);
+    return (this.r as Cluster).nodes('master').find((n) => `${n.options.host}:${n.options.port}` === name) ?? (this.r as unknown as Redis);
+  }
+
+  async finish(spentIds: string[], expiresAt: number[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean> {
+    const bind = bindingBytes(binding);
+    // The answer first: once a bucket says "done", a retry looks for it (and a pod dying in
+    // between leaves a cached answer nobody reads, not a "done" without its answer).
     this.coalesce();
     // base64 text, not a Buffer argument: with a Buffer ioredis writes every argument to the socket
     // separately (one syscall each), which cost more than the 33 % size.
-    const r = await this.deadline(this.r.llmtorFinish(keys.length, ...keys, binding, cached ? cached.toString('base64') : '', Math.max(1, cacheTtlMs)));
-    return r === 1;
+    if (cached) await this.deadline(this.r.set(this.cacheKey(binding), cached.toString('base64'), 'PX', Math.max(1, cacheTtlMs)));
+    const parts = this.buckets(spentIds, expiresAt);
+    const r = await Promise.all(parts.map((p) => this.deadline(this.r.llmtorFinishBucket(p.key, bind, ...p.fields))));
+    return r.every((x) => x === 1);
   }
 
-  async release(spentIds: string[], binding: string, mode: 'retryable' | 'free'): Promise<void> {
-    const keys = spentIds.map((id) => this.spentKey(id));
-    this.coalesce();
-    await this.deadline(this.r.llmtorRelease(keys.length, ...keys, binding, mode === 'free' ? 'free' : 'r'));
+  async release(spentIds: string[], expiresAt: number[], binding: string, mode: 'retryable' | 'free'): Promise<void> {
+    await this.releaseParts(this.buckets(spentIds, expiresAt), bindingBytes(binding), mode === 'free' ? 'free' : 'r');
   }
 
   async blacklistAdd(e: BlacklistEntry): Promise<void> {
@@ -357,7 +552,7 @@ export class RedisRedemptionStore implements RedemptionStore {
       const [next, keys] = await this.deadline(redis.scan(cursor, 'MATCH', `${this.prefix}bl:*`, 'COUNT', 500));
       cursor = next;
       for (const k of keys) {
-        const m = /bl:([pt]):([0-9a-f]{64})$/.exec(k);
+        const m = /bl:([pt]):\{?([0-9a-f]{64})\}?$/.exec(k);
         if (!m) continue;
         const pttl = await this.deadline(redis.pttl(k));
         const e: BlacklistEntry = { kind: m[1] === 'p' ? 'permanent' : 'transient', pseudonym: m[2]! };
@@ -382,28 +577,9 @@ export class RedisRedemptionStore implements RedemptionStore {
   }
 }
 
-/** Reply: kind, Redis time, then the kind's values. */
-function decodeClaim(res: Buffer[]): ClaimResult {
-  const kind = res[0]?.toString('latin1') ?? '';
-  const v = res[2];
-  switch (kind) {
-    case 'expired':
-      throw new ClaimNotApplied('the claim reached the spent-token store after its deadline and was not applied');
-    case 'claimed':
-      return { kind: 'claimed' };
-    case 'done':
-      return v === undefined ? { kind: 'done' } : { kind: 'done', cached: Buffer.from(v.toString('latin1'), 'base64') };
-    case 'in_progress':
-      return { kind: 'in_progress', retryAfterMs: Number(v?.toString('latin1')) };
-    case 'conflict':
-      return { kind: 'conflict' };
-    case 'blacklisted':
-      return { kind: 'blacklisted' };
-    case 'rate_limited':
-      return { kind: 'rate_limited', retryAfterMs: Math.max(0, Number(v?.toString('latin1'))) };
-    default:
-      throw new Error(`unexpected claim result ${kind}`);
-  }
+/** The bytes of a request binding kept in a spent entry. */
+function bindingBytes(binding: string): Buffer {
+  return createHash('sha256').update(binding).digest().subarray(0, BIND_BYTES);
 }
 
 /** Redis Cluster hash slot of a key (CRC16/XMODEM of its hash tag, mod 16384). */

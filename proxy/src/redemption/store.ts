@@ -60,10 +60,13 @@ export interface BlacklistEntry {
 export interface RedemptionStore {
   /** Blacklist check, duplicate/replay check, rate limit and claim of every token, atomically. */
   claim(req: ClaimRequest): Promise<ClaimResult>;
-  /** p → d for every token (only if still ours) and the encrypted answer cached; false if the claim was lost. */
-  finish(spentIds: string[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean>;
+  /**
+   * p → d for every token (only if still ours) and the encrypted answer cached; false if the claim was lost.
+   * `expiresAt` as in the claim (it names where a token's entry lives).
+   */
+  finish(spentIds: string[], expiresAt: number[], binding: string, cached: Buffer | undefined, cacheTtlMs: number): Promise<boolean>;
   /** p → r (retryable for the same request) or p → deleted (`free`: usable for any request). */
-  release(spentIds: string[], binding: string, mode: 'retryable' | 'free'): Promise<void>;
+  release(spentIds: string[], expiresAt: number[], binding: string, mode: 'retryable' | 'free'): Promise<void>;
   blacklistAdd(entry: BlacklistEntry): Promise<void>;
   blacklistRemove(kind: BlacklistKind, pseudonym: string): Promise<boolean>;
   blacklistList(): Promise<BlacklistEntry[]>;

@@ -27,6 +27,8 @@ export interface StandInOptions {
   /** Keep a copy of every request (bodies and headers); off in benchmarks. */
   record?: boolean;
   text?: string;
+  /** How long a non-streamed answer takes (a provider thinking before it answers). */
+  answerDelayMs?: number;
 }
 
 export interface ReceivedRequest {
@@ -51,7 +53,7 @@ export class LocalStandInUpstream {
   private readonly opts: Required<Omit<StandInOptions, 'port' | 'host'>>;
 
   constructor(opts: StandInOptions = {}) {
-    this.opts = { chunkDelayMs: opts.chunkDelayMs ?? 0, chunks: opts.chunks ?? 8, record: opts.record ?? true, text: opts.text ?? STAND_IN_TEXT };
+    this.opts = { chunkDelayMs: opts.chunkDelayMs ?? 0, chunks: opts.chunks ?? 8, record: opts.record ?? true, text: opts.text ?? STAND_IN_TEXT, answerDelayMs: opts.answerDelayMs ?? 0 };
   }
 
   /** Fails the next `times` requests this way. */
@@ -142,6 +144,7 @@ export class LocalStandInUpstream {
       return;
     }
     const text = this.opts.text;
+    if (this.opts.answerDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.answerDelayMs));
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify({

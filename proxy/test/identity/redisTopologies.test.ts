@@ -148,10 +148,10 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
     assert.ok(spread.filter((n) => n > 0).length >= 2, `accounts on more than one master: ${spread.join(',')}`);
   });
 
-  it('the redemption store\'s scripts ({rdm} hash tag) run on the same cluster', async () => {
+  it('the redemption store\'s scripts (a hash tag per token bucket, pseudonym and answer) run on the same cluster', async () => {
     const c = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { scaleReads: 'master' });
     try {
-      const store = new RedisRedemptionStore(c, 'llmtor:{rdm}:', 5_000);
+      const store = new RedisRedemptionStore(c, 'llmtor:rdm:', 5_000);
       const now = Date.now();
       const ids = Array.from({ length: 3 }, () => randomBytes(32).toString('hex'));
       const pseudonym = { permanent: randomBytes(32).toString('hex'), transient: randomBytes(32).toString('hex') };
@@ -160,12 +160,18 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
       assert.deepEqual(await claim(ids, 'b1'), { kind: 'claimed' });
       assert.equal((await claim(ids, 'b1')).kind, 'in_progress');
       assert.equal((await claim(ids, 'b2')).kind, 'conflict');
-      assert.equal(await store.finish(ids, 'b1', Buffer.from('cached answer'), 60_000), true);
+      assert.equal(await store.finish(ids, ids.map(() => now + 60_000), 'b1', Buffer.from('cached answer'), 60_000), true);
+      // The entry: 8 bytes of the hash in the bucket of its prefix, which expires at the end of the token key's last day.
+      const at = store.spentLocation(ids[0]!, now + 60_000);
+      assert.equal(at.field.length, 8);
+      assert.equal((await c.hgetBuffer(at.key, at.field))?.length, 9, "'d' + 8 bytes of the binding");
+      const dayEnd = Math.ceil((now + 60_000) / 86_400_000) * 86_400_000;
+      assert.ok(Math.abs(Date.now() + (await c.pttl(at.key)) - dayEnd) < 5_000, 'bucket expires at the end of the expiry day');
       const done = await claim(ids, 'b1');
       assert.equal(done.kind === 'done' && done.cached?.toString(), 'cached answer');
       const more = [randomBytes(32).toString('hex')];
       assert.equal((await claim(more, 'b3')).kind, 'claimed');
-      await store.release(more, 'b3', 'free');
+      await store.release(more, [now + 60_000], 'b3', 'free');
       assert.equal((await claim(more, 'b4')).kind, 'claimed');
       await store.blacklistAdd({ kind: 'transient', pseudonym: pseudonym.transient });
       assert.equal((await claim([randomBytes(32).toString('hex')], 'b5')).kind, 'blacklisted');
@@ -180,12 +186,12 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
     }
   });
 
-  it('durable claims on a Cluster: the slot of {rdm} is computed as Redis does (WAIT goes to its node); with no replica to confirm it, the claim is undone', async () => {
+  it('durable claims on a Cluster: slots are computed as Redis does (WAIT goes to the node of the token\'s bucket); with no replica to confirm it, the claim is undone', async () => {
     const c = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) })), { scaleReads: 'master' });
     try {
-      assert.equal(hashSlot('llmtor:{rdm}:'), Number(await c.cluster('KEYSLOT', 'llmtor:{rdm}:')));
+      assert.equal(hashSlot('llmtor:rdm:s:{0a1f}:20500'), Number(await c.cluster('KEYSLOT', 'llmtor:rdm:s:{0a1f}:20500')));
       assert.equal(hashSlot('plain-key'), Number(await c.cluster('KEYSLOT', 'plain-key')));
-      const store = new RedisRedemptionStore(c, 'llmtor:{rdm}:', 5_000, { replicas: 1, timeoutMs: 200 });
+      const store = new RedisRedemptionStore(c, 'llmtor:rdm:', 5_000, { replicas: 1, timeoutMs: 200 });
       const id = randomBytes(32).toString('hex');
       const now = Date.now();
       const claim = (binding: string) => store.claim({ spentIds: [id], expiresAt: [now + 60_000], binding, now, leaseMs: 30_000 });
@@ -193,7 +199,8 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
       assert.deepEqual(await claim('b1'), { kind: 'unconfirmed', released: false });
       assert.ok(Date.now() - t0 >= 2 * 200, 'waited for a replica (claim and undo)');
       // Undone on the primary: another request may claim the token (and is refused the same way).
-      assert.equal(await c.exists(`llmtor:{rdm}:s:${id}`), 0);
+      const at = store.spentLocation(id, now + 60_000);
+      assert.equal(await c.hexists(at.key, at.field), 0);
       assert.equal((await claim('b2')).kind, 'unconfirmed');
     } finally {
       await c.quit();

@@ -111,7 +111,7 @@ describe('privacy: nothing identifying is logged, stored, measured or forwarded 
     assert.ok(keys.some((k) => k.includes(':s:')) && keys.some((k) => k.includes(':c:')), 'spent entries and cached answers exist');
     for (const m of [...markers, ...tokenForms]) assert.ok(!blob.includes(Buffer.from(m)), `Redis holds ${m.slice(0, 24)}`);
     for (const t of [...used, ...abuseTokens]) assert.ok(!blob.includes(Buffer.from(t)), 'Redis holds raw token bytes');
-    for (const k of keys) assert.match(k, /^llmtor:\{rdm\}:(s|c|rl|bl:[pt]|flags)(:[0-9a-f]{64}(:\d+)?)?$/, `unexpected key shape ${k}`);
+    for (const k of keys) assert.match(k, /^llmtor:rdm:(s:\{[0-9a-f]{4}\}:\d+|c:\{[0-9a-f]{64}\}|rl:\{[0-9a-f]{64}\}:\d+|bl:[pt]:\{[0-9a-f]{64}\}|flags)$/, `unexpected key shape ${k}`);
 
     // 4. What the upstream received: allowlisted fields and headers only, with the proxy's own key.
     assert.ok(up.received.length >= 3);
@@ -138,7 +138,7 @@ describe('the redemption role runs without any account data reachable', function
   it('works through a Redis user that can only touch redemption keys, while account keys stay unreadable', async () => {
     const admin = new Redis(redis.url);
     await admin.set('llmtor:account:ACCOUNT-KEY-HASH', JSON.stringify({ credits: 100 }));
-    await admin.call('ACL', 'SETUSER', 'redemption', 'on', '>redemption-pw', 'resetkeys', '~llmtor:{rdm}:*', '+@all', '-@dangerous', '+info');
+    await admin.call('ACL', 'SETUSER', 'redemption', 'on', '>redemption-pw', 'resetkeys', '~llmtor:rdm:*', '~llmtor:{rdm}:*', '+@all', '-@dangerous', '+info');
     admin.disconnect();
     const restricted = `redis://redemption:redemption-pw@127.0.0.1:${redis.port}`;
 

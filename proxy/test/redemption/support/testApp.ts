@@ -4,7 +4,7 @@
  * metrics registry, the Redis connection.
  */
 import Koa from 'koa';
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { AddressInfo } from 'node:net';
@@ -20,14 +20,14 @@ export interface TestApp {
   baseUrl: string;
   logs: string[];
   metrics: Registry;
-  redis: Redis | undefined;
+  redis: Redis | Cluster | undefined;
   module: RoleModule;
   setNow(t: number | undefined): void;
   close(): Promise<void>;
 }
 
 /** `redisClient`: a client the caller made (e.g. through Sentinels, as production does); closed with the app. */
-export async function startTestApp(opts: { mint: Mint; config?: RedemptionConfigInput; redisUrl?: string; redisClient?: Redis; now?: () => number }): Promise<TestApp> {
+export async function startTestApp(opts: { mint: Mint; config?: RedemptionConfigInput; redisUrl?: string; redisClient?: Redis | Cluster; now?: () => number }): Promise<TestApp> {
   const logs: string[] = [];
   const dest = new Writable({
     write(chunk: Buffer, _enc, cb) {
