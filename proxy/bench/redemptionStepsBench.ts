@@ -71,7 +71,7 @@ export async function runRedemptionStepsBench(o: { rounds?: number } = {}): Prom
   const redis = await startRedis({ forceSpawn: true });
   const client = new Redis(redis.url);
   client.on('error', () => undefined);
-  const store = new RedisRedemptionStore(client, 'llmtor:{rdm}:', 5_000);
+  const store = new RedisRedemptionStore(client, 'llmtor:rdm:', 5_000);
   const claimAndFinish = async (n: number): Promise<void> => {
     let next = 0;
     await Promise.all(
@@ -81,7 +81,7 @@ export async function runRedemptionStepsBench(o: { rounds?: number } = {}): Prom
           const b = randomBytes(16).toString('hex');
           const r = await store.claim({ spentIds, expiresAt: [now + 3_600_000], binding: b, now: Date.now(), leaseMs: 300_000, rateLimit: { limit: 1e9, windowMs: 60_000 } });
           if (r.kind !== 'claimed') throw new Error(`claim: ${r.kind}`);
-          await store.finish(spentIds, b, answer, 60_000);
+          await store.finish(spentIds, [now + 3_600_000], b, answer, 60_000);
         }
       }),
     );
