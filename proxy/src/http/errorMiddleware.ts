@@ -1,11 +1,12 @@
 /**
  * Renders ApiError (and anything unexpected) as JSON; records HTTP metrics by
- * route pattern. Unexpected errors are logged without request data and answered
- * with a generic 500 (no stack, no internals).
+ * route pattern. An unreachable Redis is a 503 store_unavailable; other unexpected errors
+ * are logged without request data and answered with a generic 500 (no stack, no internals).
  */
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import type { HttpMetrics } from '../metrics.js';
+import { isRedisUnreachable } from '../redis/connect.js';
 import { ApiError, errorBody } from './apiError.js';
 
 function isJsonBody(ctx: Context): boolean {
@@ -34,6 +35,11 @@ export function errorMiddleware(logger: Logger, metrics: HttpMetrics) {
         ctx.status = e.status;
         for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
         ctx.body = errorBody(e.code, e.message, e.details);
+      } else if (isRedisUnreachable(e)) {
+        // Not our bug and not the client's: say so, and what a retry costs (issuance is idempotent per key).
+        ctx.status = 503;
+        ctx.set('Retry-After', '1');
+        ctx.body = errorBody('store_unavailable', 'the account store is unreachable; retry later (a request repeated with the same Idempotency-Key is never charged twice)');
       } else {
         const status = typeof (e as { status?: unknown }).status === 'number' ? (e as { status: number }).status : 500;
         if (status >= 500) {

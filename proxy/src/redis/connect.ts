@@ -15,6 +15,19 @@ export type RedisClient = Redis | Cluster;
 /** Common client behaviour: fail a command after 2 reconnect attempts instead of queueing forever. */
 const COMMON: RedisOptions = { maxRetriesPerRequest: 2, connectTimeout: 5_000, enableAutoPipelining: false };
 
+/**
+ * True for the errors ioredis raises when the server cannot be reached or stops answering
+ * (refused or dropped connection, retries exhausted, command timeout) — as opposed to an
+ * answer from Redis itself (a ReplyError) or a bug of ours.
+ */
+export function isRedisUnreachable(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ClusterAllFailedError') return true;
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EPIPE') return true;
+  return /^(Connection is closed|Command timed out|Stream isn't writeable|None of startup nodes is available|Failed to refresh slots cache)/.test(e.message);
+}
+
 function tlsOptions(t: RedisTarget, role: RedisRole): ConnectionOptions | undefined {
   const on = t.tls || (t.url?.startsWith('rediss://') ?? false);
   if (!on) return undefined;

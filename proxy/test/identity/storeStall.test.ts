@@ -48,3 +48,36 @@ describe('identity: issuance under a stalled Redis', function () {
     assert.equal(await proxy.identityStore!.balance(account), 4);
   });
 });
+
+describe('identity: the account store unreachable', function () {
+  this.timeout(60_000);
+  let redis: RedisHandle;
+  let proxy: TestProxy;
+  before(async () => {
+    redis = await startRedis({ forceSpawn: true });
+    proxy = await startIdentityProxy({ redisUrl: redis.url });
+  });
+  after(async () => {
+    await proxy?.stop();
+  });
+
+  it('answers 503 store_unavailable in the JSON error shape (not a 500), saying a repeat is never charged twice', async () => {
+    const key = await createAccount(proxy.url);
+    await adminGrant(proxy.url, ADMIN_TOKEN, key, 5);
+    const credit = keyOf(proxy.keys2.entries, 'credit');
+    await redis.stop();
+    const issue = await fetch(`${proxy.url}/token-request`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': MEDIA_TYPE_TOKEN_REQUEST, 'idempotency-key': 'store-down' },
+      body: encodeTokenRequest({ tokenType: TOKEN_TYPE_BLIND_RSA, truncatedTokenKeyId: credit.truncatedId, blindedMsg: randomBlindedMsg() }),
+    });
+    const body = (await issue.json()) as { error: { code: string; message: string } };
+    assert.equal(issue.status, 503, JSON.stringify(body));
+    assert.equal(body.error.code, 'store_unavailable');
+    assert.match(body.error.message, /never charged twice/);
+    assert.ok(issue.headers.get('retry-after'));
+    const account = await fetch(`${proxy.url}/v1/account`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(account.status, 503);
+    assert.equal(((await account.json()) as { error: { code: string } }).error.code, 'store_unavailable');
+  });
+});
