@@ -23,6 +23,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { ensureKubeBinaries, kubeBinDir, kubeBuildScript } from './kubeTestEnv.js';
 import { freePort } from './ports.js';
+import { runCommand, type CommandResult } from './runCommand.js';
 
 // ----------------------------------------------------------------------------- fixed layout
 
@@ -89,11 +90,7 @@ export interface KubeNodeOptions {
   log?: (line: string) => void;
 }
 
-export interface KubectlResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
+export type KubectlResult = CommandResult;
 
 export interface KubeNode {
   /** `https://127.0.0.1:<port>` on the host (relayed into the namespace) */
@@ -148,30 +145,7 @@ interface NodeState {
 
 // ----------------------------------------------------------------------------- small helpers
 
-function run(
-  cmd: string,
-  args: string[],
-  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<KubectlResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ stdout, stderr: stderr + String(e), code: -1 });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ stdout, stderr, code: code ?? -1 });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-  });
-}
+const run = runCommand;
 
 async function must(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
   const r = await run(cmd, args, opts);

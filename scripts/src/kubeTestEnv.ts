@@ -24,6 +24,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
+import { runCommand, type CommandResult } from './runCommand.js';
 import { makeTestPki } from './testPki.js';
 
 
@@ -40,12 +41,7 @@ export interface KubeConfigOptions {
   currentContext: string;
 }
 
-export interface KubectlResult {
-  stdout: string;
-  stderr: string;
-  /** exit code; -1 if killed by a signal or the time-out */
-  code: number;
-}
+export type KubectlResult = CommandResult;
 
 export interface KubeTestUser {
   /** user name as the API server sees it */
@@ -522,31 +518,9 @@ export async function startKubeTestEnv(opts: KubeTestEnvOptions = {}): Promise<K
         return t !== undefined ? optionsFor(userOrToken, t) : optionsFor('token-user', userOrToken);
       },
       kubectl(args, kopts = {}) {
-        return new Promise<KubectlResult>((resolve) => {
-          const child = spawn(kubectlPath, ['--kubeconfig', kubeconfigPath, ...args], {
-            stdio: ['pipe', 'pipe', 'pipe'],
-            env: {
-              ...process.env,
-              HOME: kubectlHome,
-              KUBECONFIG: kubeconfigPath,
-              KUBECACHEDIR: join(kubectlHome, 'cache'),
-            },
-          });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-          child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-          const timer = setTimeout(() => child.kill('SIGKILL'), kopts.timeoutMs ?? 60_000);
-          child.on('error', (e) => {
-            clearTimeout(timer);
-            resolve({ stdout, stderr: stderr + String(e), code: -1 });
-          });
-          child.on('close', (code) => {
-            clearTimeout(timer);
-            resolve({ stdout, stderr, code: code ?? -1 });
-          });
-          child.stdin.on('error', () => undefined);
-          child.stdin.end(kopts.input ?? '');
+        return runCommand(kubectlPath, ['--kubeconfig', kubeconfigPath, ...args], {
+          ...kopts,
+          env: { ...process.env, HOME: kubectlHome, KUBECONFIG: kubeconfigPath, KUBECACHEDIR: join(kubectlHome, 'cache') },
         });
       },
       etcdEndpoint,
