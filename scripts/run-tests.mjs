@@ -9,6 +9,9 @@ const only = process.argv.slice(2);
 const workspaces = root.workspaces.filter((w) => only.length === 0 || only.includes(w));
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const broken = [];
+// Mocha's failure reports, kept so the run's last lines say which tests failed and why
+// (CI shows only the tail of the output).
+const failures = [];
 
 for (const ws of workspaces) {
   const pkg = JSON.parse(readFileSync(new URL(`../${ws}/package.json`, import.meta.url), 'utf8'));
@@ -32,6 +35,8 @@ for (const ws of workspaces) {
   totals.failed += failed;
   totals.skipped += skipped;
   if (code !== 0 && failed === 0) broken.push(`${ws} (exit ${code})`);
+  const report = /\n\s*\d+ failing\n([\s\S]*)$/.exec(out)?.[1].trim();
+  if (failed > 0 && report) failures.push(`--- ${ws} ---\n${report.length > 4000 ? `${report.slice(0, 4000)}\n[...]` : report}`);
   console.log(`=== ${ws}: ${passed} passed, ${failed} failed, ${skipped} skipped in ${((Date.now() - started) / 1000).toFixed(1)} s ===`);
 }
 
@@ -40,5 +45,6 @@ const summary = `tests: ${totals.passed} passed, ${totals.failed + broken.length
 console.log(`\n${summary}`);
 // The Makefile prints this again after the coverage report, so it is the run's last line.
 mkdirSync(new URL('../test-artifacts/', import.meta.url), { recursive: true });
-writeFileSync(new URL('../test-artifacts/test-summary.txt', import.meta.url), `${summary}\n`);
+const failed = failures.length ? `failed tests:\n${failures.join('\n')}\n\n` : '';
+writeFileSync(new URL('../test-artifacts/test-summary.txt', import.meta.url), `${failed}${summary}\n`);
 process.exit(totals.failed > 0 || broken.length > 0 || totals.passed === 0 ? 1 : 0);
