@@ -93,7 +93,10 @@ export class TorNetworkImpl implements TorNetwork {
     } catch {
       /* not yet written */
     }
-    return tailLines(p.output + text, lines);
+    // tor's own stdout/stderr apart from its log file: an error printed there (before the
+    // log file is set up, or by a crash) would otherwise be pushed out of the tail by the file.
+    const own = p.output.trim() ? `${tailLines(p.output, Math.min(lines, 10))}\n[log file]\n` : '';
+    return `${own}${tailLines(text, lines)}`;
   }
 
   ownerOfPeerPort(peerPort: number, serverPort?: number): PeerOwner | undefined {
@@ -124,7 +127,8 @@ export class TorNetworkImpl implements TorNetwork {
       live,
       output: '',
       exitPromise: new Promise<void>((resolve) => {
-        child.once('exit', () => {
+        // 'close', not 'exit': by then tor's last words on stdout/stderr have been read.
+        child.once('close', () => {
           live.exited = true;
           liveProcesses.delete(live);
           resolve();

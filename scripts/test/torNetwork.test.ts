@@ -1,6 +1,8 @@
 /// <reference types="mocha" />
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import type net from 'node:net';
 import { SocksProxyAgent } from 'socks-proxy-agent';
@@ -190,5 +192,44 @@ describe('private Tor network on loopback', function () {
     const before = app.seen.length;
     await assert.rejects(get(`http://127.0.0.1:${app.port}/after-stop`, socksUrl, 5_000), /ECONNREFUSED/);
     assert.equal(app.seen.length, before);
+  });
+});
+
+describe('private Tor network: a tor that exits while the network starts', function () {
+  this.timeout(180_000);
+  let dir = '';
+  before(() => (dir = mkdtempSync(path.join(tmpdir(), 'llmtor-tornet-crash-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A `tor` that exits with status 1 for authority2, printing only to stderr: `times` times, then for real. */
+  function flakyTor(times: number): string {
+    const wrapper = path.join(dir, `tor-fails-${times}`);
+    const count = path.join(dir, `count-${times}`);
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\ncase "$*" in *authority2/torrc*)\n  n=$(cat ${count} 2>/dev/null || echo 0)\n` +
+        `  if [ "$n" -lt ${times} ]; then echo $((n + 1)) > ${count}; echo "simulated crash $((n + 1))" >&2; exit 1; fi;;\nesac\nexec tor "$@"\n`,
+      { mode: 0o755 },
+    );
+    return wrapper;
+  }
+
+  it('starts once more on fresh ports, and the network then works', async () => {
+    const lines: string[] = [];
+    const network = await startTorNetwork({ torPath: flakyTor(1), exitProbe: false, log: (s) => lines.push(s) });
+    try {
+      assert.ok(lines.some((l) => /starting again on fresh ports after: .*tor authority2 exited during start \(1\)/.test(l)), lines.join('\n'));
+      assert.match(network.socksUrl(), /^socks5h:\/\//);
+    } finally {
+      await network.stop();
+    }
+  });
+
+  it('fails after a second exit, with what the tor printed on stderr', async () => {
+    await assert.rejects(startTorNetwork({ torPath: flakyTor(2), exitProbe: false }), (e: Error) => {
+      assert.match(e.message, /tor authority2 exited during start \(1\)/);
+      assert.match(e.message, /simulated crash 2/);
+      return true;
+    });
   });
 });
