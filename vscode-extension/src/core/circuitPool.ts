@@ -129,6 +129,7 @@ export class CircuitPool {
         continue;
       }
       s.removeListener('close', this.onPooledClose);
+      s.ref();
       this.stats.used++;
       this.onTake?.(e.conn);
       return e.conn;
@@ -187,6 +188,8 @@ export class CircuitPool {
         const conn: PooledConnection = { socket, credentials: creds, openedAt: this.now() };
         socket.on('error', () => undefined);
         socket.once('close', this.onPooledClose);
+        // A waiting connection must not keep the process alive (nor, through it, the schedule).
+        socket.unref();
         const expiry = this.setTimer(() => this.drop(conn), this.maxAgeMs);
         this.ready.push({ conn, expiry });
         // Full: rotate out the oldest, so openings keep their own schedule.
