@@ -22,7 +22,9 @@
  *     `llmtor-tornet-*` under os.tmpdir(), removed on stop), onionTargetPort /
  *     onionTargets (local ports to publish as onions at start), log (progress lines),
  *     timeoutMs, keyCacheDir (authority keys; default defaultKeyCacheDir(), `false` for
- *     none), torPath, torGencertPath, keepDataDir.
+ *     none), torPath, torGencertPath, keepDataDir, relayAddress, exitProbe, hopDelayMs /
+ *     hopJitterMs (one-way delay per link between tors, via a delaying forwarder on each
+ *     relay's advertised ORPort; off by default).
  *     Environment: LLMTOR_TORNET_KEEP=1 keeps the data dir, LLMTOR_TORNET_LOGLEVEL=info
  *     (debug|info|notice|warn|err) sets the level of each `<role>/notice.log`,
  *     LLMTOR_CACHE / XDG_CACHE_HOME place the key cache.
@@ -48,6 +50,7 @@
  *     ownerOfPeerPort(peerPort, serverPort?)        the process (and role) owning the other end of
  *                                                   a loopback TCP connection (socket.remotePort)
  *     logTail(role, lines?), timings, stopped, stop()
+ *     hopDelay                                      with hopDelayMs: the delay and connections per forwarder
  *
  *   ownerOfLocalPort(port, remotePort?)            the same, without role mapping (any process)
  *   socks5Connect({socksPort, host, port, username, password})   a raw SOCKS5 CONNECT
@@ -67,6 +70,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { DelayingForwarder } from './delayingForwarder.js';
 import { freePorts } from './ports.js';
 import { ownerOfLocalPort } from './procTcp.js';
 import { socks5Connect, socksHttpGet } from './socks5.js';
@@ -75,10 +79,12 @@ import { TorNetworkImpl } from './torNetworkImpl.js';
 import { NICKNAMES, Torrc, VOTING_INTERVAL, type Ports } from './torrc.js';
 import {
   AUTHORITY_ROLES,
+  RELAY_ROLES,
   TOR_ROLES,
   type AddOnionOptions,
   type OnionTarget,
   type PeerOwner,
+  type RelayRole,
   type StartTorNetworkOptions,
   type TorNetwork,
   type TorRole,
@@ -115,6 +121,28 @@ function consensusRelays(text: string): Map<string, string[]> {
 }
 
 // ---------------------------------------------------------------------------
+
+/** A delaying forwarder on each relay's advertised ORPort, in front of the port tor listens on. */
+async function startHopDelay(
+  netw: TorNetworkImpl,
+  host: string,
+  advertised: Record<RelayRole, number>,
+  listen: Record<RelayRole, number>,
+  delayMs: number,
+  jitterMs: number,
+): Promise<void> {
+  const forwarders = {} as Record<RelayRole, DelayingForwarder>;
+  for (const role of RELAY_ROLES) {
+    const fwd = await DelayingForwarder.listen(host, advertised[role], listen[role], { delayMs, jitterMs });
+    forwarders[role] = fwd;
+    netw.cleanups.push(() => fwd.close());
+  }
+  netw.hopDelay = {
+    delayMs,
+    jitterMs,
+    connections: () => Object.fromEntries(RELAY_ROLES.map((r) => [r, forwarders[r].connections])) as Record<RelayRole, number>,
+  };
+}
 
 export async function startTorNetwork(opts: StartTorNetworkOptions = {}): Promise<TorNetwork> {
   const t0 = Date.now();
@@ -173,7 +201,8 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
     netw.timings.keysCached = cached;
     log(`authority keys ${cached ? 'from cache' : 'generated'} (${Date.now() - t0} ms)`);
 
-    const p = await freePorts(3 * 2 + 5 + 7 + 1);
+    const hopDelayMs = opts.hopDelayMs ?? 0;
+    const p = await freePorts(3 * 2 + 5 + 7 + 1 + (hopDelayMs > 0 ? 5 : 0));
     let i = 0;
     const next = () => p[i++]!;
     const ports: Ports = {
@@ -185,12 +214,17 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
       },
       socks: next(),
     };
+    if (hopDelayMs > 0) {
+      ports.orListen = { authority0: next(), authority1: next(), authority2: next(), relay: next(), exit: next() };
+    }
     netw.portsControl = ports.control;
     netw.socksPort = ports.socks;
     netw.controlPort = ports.control.client;
     netw.onionControlPort = ports.control.onionService;
 
-    const torrc = new Torrc(ports, opts.relayAddress ?? '127.0.0.1', keys);
+    const relayAddress = opts.relayAddress ?? '127.0.0.1';
+    const torrc = new Torrc(ports, relayAddress, keys);
+    if (ports.orListen) await startHopDelay(netw, relayAddress, ports.or, ports.orListen, hopDelayMs, opts.hopJitterMs ?? 0);
     AUTHORITY_ROLES.forEach((role, k) => (netw.fingerprints[role] = keys[k]!.fingerprint));
     netw.dirAuthorityLines = torrc.dirAuthorityLines;
 

@@ -56,6 +56,9 @@ export class TorNetworkImpl implements TorNetwork {
   dirAuthorityLines: string[] = [];
   timings: TorNetworkTimings = { descriptorsMs: 0, consensusMs: 0, bootstrapMs: 0, exitReadyMs: 0, onionReadyMs: {}, keysCached: false };
   stopped = false;
+  hopDelay: TorNetwork['hopDelay'] = undefined;
+  /** Run after every tor has exited (e.g. closing the delaying forwarders). */
+  readonly cleanups: Array<() => Promise<void>> = [];
 
   readonly procs = new Map<TorRole, RoleProcess>();
   private onionCtl: TorControl | undefined;
@@ -401,6 +404,7 @@ export class TorNetworkImpl implements TorNetwork {
       }
     }
     await Promise.all(procs.map((p) => p.exitPromise));
+    await Promise.all(this.cleanups.map((c) => c().catch(() => undefined)));
     if (this.removeBaseDir) {
       await rm(this.baseDir, { recursive: true, force: true }).catch(() => undefined);
       tempDirsToRemove.delete(this.baseDir);

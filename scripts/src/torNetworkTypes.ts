@@ -52,6 +52,12 @@ export interface StartTorNetworkOptions {
   relayAddress?: string;
   /** Wait for a fetch through the exit before resolving (default true); onion-only users may skip it. */
   exitProbe?: boolean;
+  /** One-way delay (ms) added to every link between two tor processes, for realistic
+   * latency (default 0: none). Each relay then listens on a private ORPort and advertises
+   * one served by a delaying forwarder in this process. A hop costs 2 × this per round trip. */
+  hopDelayMs?: number;
+  /** Extra random delay per chunk, uniform in [0, hopJitterMs] ms (default 0); byte order is kept. */
+  hopJitterMs?: number;
 }
 
 export interface CircuitHopInfo {
@@ -147,6 +153,8 @@ export interface TorNetwork {
   /** The `DirAuthority` torrc lines of this network, for extra tor processes that join it
    * (with `TestingTorNetwork 1`), e.g. onion services run outside this harness. */
   readonly dirAuthorityLines: readonly string[];
+  /** With `hopDelayMs`: the delay in force and the connections each relay's forwarder accepted. */
+  readonly hopDelay: { delayMs: number; jitterMs: number; connections(): Record<RelayRole, number> } | undefined;
   socksUrl(isolationKey?: string): string;
   addOnion(localPort: number, opts?: AddOnionOptions): Promise<string>;
   removeOnion(address: string): Promise<void>;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import http from 'node:http';
 import type net from 'node:net';
 import { SocksProxyAgent } from 'socks-proxy-agent';
+import { socks5Connect } from '../src/socks5.js';
 import { freePorts, startTorNetwork, type PeerOwner, type StreamCircuit, type TorNetwork } from '../src/torNetwork.js';
 
 /** A local HTTP server that records, for every request, which process connected to it. */
@@ -231,5 +232,58 @@ describe('private Tor network: a tor that exits while the network starts', funct
       assert.match(e.message, /simulated crash 2/);
       return true;
     });
+  });
+});
+
+/** Time from sending a request on an open SOCKS stream to its first answer byte. */
+async function requestToFirstByte(n: TorNetwork, host: string, port: number, user: string): Promise<number> {
+  const { socket, leftover } = await socks5Connect({ socksPort: n.socksPort, host, port, username: user, password: user, timeoutMs: 30_000 });
+  try {
+    assert.equal(leftover.length, 0);
+    const t = Date.now();
+    const first = new Promise<void>((resolve, reject) => {
+      socket.once('data', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.write(`GET /delay HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+    await first;
+    return Date.now() - t;
+  } finally {
+    socket.destroy();
+  }
+}
+
+describe('private Tor network with hop delay (hopDelayMs)', function () {
+  this.timeout(60_000);
+  const delayMs = 20;
+  let network: TorNetwork | undefined;
+  let app: Awaited<ReturnType<typeof recordingServer>>;
+
+  before(async function () {
+    this.timeout(120_000);
+    app = await recordingServer(() => network);
+    network = await startTorNetwork({ onionTargetPort: app.port, hopDelayMs: delayMs, hopJitterMs: 5 });
+  });
+
+  after(async () => {
+    await network?.stop();
+    app?.server.close();
+  });
+
+  it('routes every link between tors through a delaying forwarder: an onion round trip costs ≥ 12 one-way delays', async () => {
+    const n = network!;
+    // Rendezvous circuit: client → guard → middle → RP ← middle ← guard ← service: six
+    // links, each crossed once by the request and once by the answer.
+    const rtts: number[] = [];
+    for (let i = 0; i < 3; i++) rtts.push(await requestToFirstByte(n, n.onionAddress!, 80, 'hop-delay'));
+    const best = Math.min(...rtts);
+    assert.ok(best >= 12 * delayMs, `onion request → first byte ${best} ms ≥ ${12 * delayMs} ms (${rtts.join(', ')})`);
+    assert.equal(app.seen.at(-1)?.owner?.role, 'onionService');
+    // Exit: client → guard → middle → exit, three links each way.
+    const exitRtt = await requestToFirstByte(n, '127.0.0.1', app.port, 'hop-delay-exit');
+    assert.ok(exitRtt >= 6 * delayMs, `exit request → first byte ${exitRtt} ms ≥ ${6 * delayMs} ms`);
+    const conns = n.hopDelay!.connections();
+    for (const [role, c] of Object.entries(conns)) assert.ok(c > 0, `${role}'s forwarder carried connections`);
+    console.log(`      hop delay ${delayMs} ms: onion request → first byte ${rtts.join(', ')} ms; exit ${exitRtt} ms; forwarder connections ${JSON.stringify(conns)}`);
   });
 });

@@ -50,12 +50,12 @@ describe('client over a real Tor network to the real proxy', function () {
     await stack?.stop();
   });
 
-  function client(redemptionUrl: string, socks = () => ({ host: '127.0.0.1', port: net.socksPort }), secrets = new MemorySecretStore()) {
+  function client(redemptionUrl: string, socks = () => ({ host: '127.0.0.1', port: net.socksPort }), secrets = new MemorySecretStore(), tor = torTransport(socks)) {
     return new LlmTorClient({
       issuerUrl: stack.url,
       redemptionUrl,
       issuance: clearnetTransport(),
-      tor: torTransport(socks),
+      tor,
       wallet: new Wallet(secrets, { minAgeMs: 0, jitterMs: 0 }),
       secrets,
       batchSize: 4,
@@ -138,6 +138,45 @@ describe('client over a real Tor network to the real proxy', function () {
       assert.equal(circuits.size, streams.length, 'every stream had its own circuit');
     } finally {
       watcher.close();
+    }
+  });
+
+  it('redeems on pre-built circuits from the pool: each with fresh credentials, used once, on a circuit of its own', async () => {
+    const taken: string[] = [];
+    const tor = torTransport(() => ({ host: '127.0.0.1', port: net.socksPort }), {
+      pool: { size: 2, meanIntervalMs: 400, onTake: (conn) => taken.push(conn.credentials.username) },
+    });
+    const c = client(`http://${onion}`, undefined, new MemorySecretStore(), tor);
+    const watcher = await net.watchStreams();
+    try {
+      await c.createAccount();
+      await grant(c, 4);
+      await refill(c);
+      const model = (await c.models(true))[0]!.id; // the first onion request: starts the pool's schedule
+      const pool = tor.poolFor!(`http://${onion}/`)!;
+      const ready = async () => {
+        for (let i = 0; i < 300 && pool.readyCount < 2; i++) await new Promise((r) => setTimeout(r, 100));
+        assert.equal(pool.readyCount, 2, `pool filled (stats ${JSON.stringify(pool.stats)})`);
+      };
+      await ready();
+      const t0 = Date.now();
+      assert.ok((await c.send(model, [{ role: 'user', content: 'pooled one' }])).content.length > 0);
+      const firstMs = Date.now() - t0;
+      await ready();
+      assert.ok((await c.send(model, [{ role: 'user', content: 'pooled two' }])).content.length > 0);
+      assert.ok(taken.length >= 2, `pooled connections were used (${taken.length})`);
+      assert.equal(new Set(taken).size, taken.length, 'no pooled connection was used twice');
+      const streams = watcher.seen.filter((s) => s.target === `${onion}:80`);
+      const users = streams.map((s) => s.socksUsername);
+      assert.equal(new Set(users).size, users.length, 'every stream to the onion had its own SOCKS credentials');
+      const usedStreams = streams.filter((s) => taken.includes(s.socksUsername ?? ''));
+      assert.equal(usedStreams.length, taken.length, 'each used connection was one stream opened by the pool');
+      assert.equal(new Set(usedStreams.map((s) => s.circuitId)).size, usedStreams.length, 'each on its own circuit');
+      for (const s of usedStreams) assert.equal(s.purpose, 'HS_CLIENT_REND');
+      console.log(`      pooled send ${firstMs} ms; pool ${JSON.stringify(pool.stats)}`);
+    } finally {
+      watcher.close();
+      tor.close!();
     }
   });
 

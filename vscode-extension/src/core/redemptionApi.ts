@@ -85,7 +85,7 @@ export class RedemptionApi {
   }
 
   async models(signal?: AbortSignal): Promise<ModelInfo[]> {
-    const res = await this.tor.request(this.url('/v1/models'), { headers: { accept: 'application/json', 'user-agent': GENERIC_USER_AGENT }, ...(signal ? { signal } : {}) });
+    const res = await this.tor.request(this.url('/v1/models'), { headers: { accept: 'application/json', 'user-agent': GENERIC_USER_AGENT }, prebuilt: true, ...(signal ? { signal } : {}) });
     const parsed = modelsSchema.parse(await readJson(res, 'listing models'));
     return parsed.data.map((m) => {
       const info: ModelInfo = { id: m.id, priceCredits: m.llmtor?.price_credits ?? 1, bytesPerCredit: m.llmtor?.bytes_per_credit ?? 30_000 };
@@ -119,7 +119,8 @@ export class RedemptionApi {
       authorization: formatAuthorization(tokens),
     };
     if (abuse) headers['llmtor-abuse'] = abuseHeader(abuse);
-    const res = await this.tor.request(this.url('/v1/chat/completions'), { method: 'POST', headers, body, ...(opts.signal ? { signal: opts.signal } : {}) });
+    // On a pre-built single-use circuit when the pool has one (circuitPool.ts).
+    const res = await this.tor.request(this.url('/v1/chat/completions'), { method: 'POST', headers, body, prebuilt: true, ...(opts.signal ? { signal: opts.signal } : {}) });
     if (res.status !== 200) throw await serverError(res, 'chat');
     const spentHeader = res.headers['llmtor-credits-spent'];
     const result: ChatResult = {

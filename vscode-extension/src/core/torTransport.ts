@@ -5,7 +5,9 @@
  *   SOCKS request, never to a local resolver.
  * - A fresh circuit per request: every request gets its own agent with random SOCKS
  *   credentials; Tor's IsolateSOCKSAuth (on by default) puts streams with different
- *   credentials on different circuits.
+ *   credentials on different circuits. A request may instead go on a connection a circuit
+ *   pool opened earlier with credentials of its own (`pooled`, circuitPool.ts): still one
+ *   circuit per request, built before the request needed it.
  * - No fallback: if the SOCKS port is closed or Tor fails, the request fails. There is no
  *   code path that connects to the target directly.
  * - VS Code's `http.proxySupport` patches `http.request`/`https.request` and may replace the
@@ -73,6 +75,25 @@ export class TorAgent extends SocksProxyAgent {
   }
 }
 
+/**
+ * Opens one TCP connection to `url`'s host and port through Tor now, with these credentials
+ * (for the circuit pool: the circuit gets built before a request needs it). For https the
+ * TLS handshake happens here too. The socket counts as a Tor socket.
+ */
+export async function openTorConnection(endpoint: SocksEndpoint, creds: SocksCredentials, url: URL): Promise<Socket> {
+  const secure = url.protocol === 'https:';
+  const agent = new TorAgent(endpoint, creds);
+  // socks-proxy-agent only touches the request to destroy it on a TLS error.
+  const noRequest = { destroy: () => undefined } as unknown as http.ClientRequest;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const opts = { host, port: url.port ? Number(url.port) : secure ? 443 : 80, secureEndpoint: secure, ...(secure ? { servername: url.hostname } : {}) };
+  try {
+    return await agent.connect(noRequest, opts as Parameters<TorAgent['connect']>[1]);
+  } catch (e) {
+    throw new TorTransportError('tor_unreachable', `could not reach ${url.host} through Tor at ${endpoint.host}:${endpoint.port}: ${(e as Error).message}`);
+  }
+}
+
 /** True if this socket was made by a TorAgent (exported for tests). */
 export function isTorSocket(s: Socket | null | undefined): boolean {
   return !!s && torSockets.has(s);
@@ -90,6 +111,8 @@ export interface TorRequestOptions {
   credentials?: SocksCredentials;
   /** Called with the agent before the request is sent (tests inspect the credentials). */
   onAgent?: (agent: TorAgent) => void;
+  /** Send on this pre-built connection (circuitPool.ts) instead of opening one: used once, then closed. */
+  pooled?: { socket: Socket; credentials: SocksCredentials };
 }
 
 export interface TorResponse {
@@ -99,7 +122,7 @@ export interface TorResponse {
   body: http.IncomingMessage;
 }
 
-/** Sends one HTTP(S) request through Tor with a fresh circuit. */
+/** Sends one HTTP(S) request through Tor with a fresh circuit (or on `opts.pooled`, built earlier for it alone). */
 export function torRequest(target: string | URL, opts: TorRequestOptions): Promise<TorResponse> {
   let url: URL;
   try {
@@ -110,10 +133,14 @@ export function torRequest(target: string | URL, opts: TorRequestOptions): Promi
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return Promise.reject(new TorTransportError('bad_url', `only http and https URLs can be fetched over Tor, not ${url.protocol}`));
   }
-  const agent = new TorAgent(opts.socks, opts.credentials ?? freshCredentials(), opts.timeoutMs ?? 120_000);
-  // agent-base decides TLS from the protocol; ClientRequest insists agent and URL agree.
-  agent.protocol = url.protocol;
-  opts.onAgent?.(agent);
+  const pooled = opts.pooled;
+  let agent: TorAgent | undefined;
+  if (!pooled) {
+    agent = new TorAgent(opts.socks, opts.credentials ?? freshCredentials(), opts.timeoutMs ?? 120_000);
+    // agent-base decides TLS from the protocol; ClientRequest insists agent and URL agree.
+    agent.protocol = url.protocol;
+    opts.onAgent?.(agent);
+  }
   const secure = url.protocol === 'https:';
   const body = typeof opts.body === 'string' ? Buffer.from(opts.body, 'utf8') : opts.body;
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
@@ -134,7 +161,9 @@ export function torRequest(target: string | URL, opts: TorRequestOptions): Promi
       path: url.pathname + url.search,
       method: opts.method ?? 'GET',
       headers,
-      agent,
+      // A pooled connection: no agent, so Node sends `Connection: close` and the socket
+      // serves this one request.
+      ...(pooled ? { createConnection: () => pooled.socket } : { agent }),
       // agent-base reads these to decide on TLS and SNI.
       ...({ secureEndpoint: secure, servername: secure ? url.hostname : undefined } as object),
     });

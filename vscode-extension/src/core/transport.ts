@@ -1,12 +1,14 @@
 /**
- * One shape for "send an HTTP request somehow": over Tor (a fresh circuit each call) or over
+ * One shape for "send an HTTP request somehow": over Tor (a circuit of its own each call:
+ * pre-built by a circuit pool for onion origins, else built at send time) or over
  * the clearnet (issuance-side calls only, when the user chose that). Callers that must never
  * touch the clearnet (redemption, the key-consistency check) take a `TorTransport`, whose
  * type cannot be satisfied by the clearnet one.
  */
 import http from 'node:http';
 import https from 'node:https';
-import { torRequest, type SocksEndpoint, type TorResponse } from './torTransport.js';
+import { CircuitPool, type CircuitPoolOptions } from './circuitPool.js';
+import { openTorConnection, torRequest, type SocksEndpoint, type TorResponse } from './torTransport.js';
 
 export interface RequestOptions {
   method?: string;
@@ -14,6 +16,12 @@ export interface RequestOptions {
   body?: Uint8Array | string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * Anonymous requests on the critical path (chat, models) may go on a pre-built circuit
+   * from the origin's pool (TorTransport only). Requests without it — identity calls above
+   * all — never touch a pool, so no pool's schedule starts or runs because of them.
+   */
+  prebuilt?: boolean;
 }
 
 export type HttpResponse = TorResponse;
@@ -27,14 +35,57 @@ export interface TorTransport extends Transport {
   readonly kind: 'tor';
   /** Resolves the SOCKS endpoint per request (Tor may be restarted on another port). */
   readonly socks: () => SocksEndpoint;
+  /** The circuit pool of `url`'s origin, if that origin is pooled and was requested before. */
+  poolFor?(url: string): CircuitPool | undefined;
+  /** Closes every pooled connection and stops the pools' schedules. */
+  close?(): void;
 }
 
-export function torTransport(socks: SocksEndpoint | (() => SocksEndpoint)): TorTransport {
+export interface TorTransportOptions {
+  /**
+   * Pre-built single-use circuits (circuitPool.ts) for onion origins: default on with the
+   * pool's defaults; `false` for a fresh circuit built at send time, always.
+   */
+  pool?: CircuitPoolOptions | false;
+  /** Pool clearnet origins (reached through an exit) too; default only `.onion` ones, whose
+   * rendezvous circuit is what a request would wait for. */
+  poolClearnet?: boolean;
+}
+
+export function torTransport(socks: SocksEndpoint | (() => SocksEndpoint), opts: TorTransportOptions = {}): TorTransport {
   const get = typeof socks === 'function' ? socks : () => socks;
+  const pools = new Map<string, CircuitPool>();
+  const poolOpts = opts.pool;
+  const pooled = (url: URL) =>
+    poolOpts !== false && (url.protocol === 'http:' || url.protocol === 'https:') && (opts.poolClearnet === true || url.hostname.endsWith('.onion'));
+  const poolOf = (url: URL): CircuitPool | undefined => {
+    if (!pooled(url)) return undefined;
+    let pool = pools.get(url.origin);
+    if (!pool) {
+      pool = new CircuitPool((creds) => openTorConnection(get(), creds, url), poolOpts || {});
+      pools.set(url.origin, pool);
+    }
+    return pool;
+  };
   return {
     kind: 'tor',
     socks: get,
-    request: (url, opts = {}) => torRequest(url, { ...opts, socks: get() }),
+    request: (target, ropts = {}) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(target);
+      } catch {
+        url = undefined; // torRequest reports the bad URL
+      }
+      const { prebuilt, ...rest } = ropts;
+      const conn = prebuilt === true && url ? poolOf(url)?.take() : undefined;
+      return torRequest(target, { ...rest, socks: get(), ...(conn ? { pooled: conn } : {}) });
+    },
+    poolFor: (target) => pools.get(new URL(target).origin),
+    close: () => {
+      for (const p of pools.values()) p.close();
+      pools.clear();
+    },
   };
 }
 
