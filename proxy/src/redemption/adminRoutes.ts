@@ -7,7 +7,7 @@ import { adminTokenMatches, bearerToken } from '../http/adminToken.js';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { readBody } from './bodyReader.js';
-import type { RedemptionRuntime } from './chatCompletions.js';
+import type { RedemptionRuntime } from './runtime.js';
 import { ABUSE_HEADER } from './credentials.js';
 import { RedemptionError } from './errors.js';
 import { fromBase64Url, isProtocolError, verifyToken } from '@llmtor/protocol';

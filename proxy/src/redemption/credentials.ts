@@ -16,7 +16,7 @@ import {
   type KeyPurpose,
   type Keyring,
 } from '@llmtor/protocol';
-import { RedemptionError } from './errors.js';
+import { NO_RETRY, RedemptionError } from './errors.js';
 import { pseudonymPart, sha256Hex, spentId } from './tokenHashes.js';
 
 export const ABUSE_HEADER = 'llmtor-abuse';
@@ -227,4 +227,54 @@ export function verifyAbuseTokens(
   const p = cache.verify('permanent', tokens.permanent, keyring, now, digest);
   const t = cache.verify('transient', tokens.transient, keyring, now, digest);
   return { permanent: p.hash, transient: t.hash, transientRedemptionEnd: t.redemptionEnd };
+}
+
+/** What a request presents, parsed from its two headers (before the body is read: the count sets the body limit). */
+export interface PresentedCredentials {
+  tokens: Uint8Array[];
+  abuse?: AbuseHeader;
+}
+
+/** The credentials a request proved: its credit tokens (with spent ids) and, with abuse tokens, its pseudonym. */
+export interface VerifiedCredentials {
+  tokens: VerifiedToken[];
+  pseudonym?: Pseudonym;
+}
+
+/** Parses Authorization and LLMTor-Abuse once per request; errors as `parseCreditTokens` and `AbuseTokenCache.parseHeader`. */
+export function readCredentials(authorization: string | readonly string[] | undefined, abuseHeader: string | undefined, maxTokens: number, cache: AbuseTokenCache): PresentedCredentials {
+  const tokens = parseCreditTokens(authorization, maxTokens);
+  const abuse = cache.parseHeader(abuseHeader);
+  return abuse ? { tokens, abuse } : { tokens };
+}
+
+/** What verifying a request's credentials needs besides the credentials. */
+export interface VerifyOptions {
+  keyring: Keyring;
+  now: number;
+  challenge: ChallengeContext;
+  abuseCache: AbuseTokenCache;
+  /** Refuse a request without abuse tokens (config `abuseTokens: required`). */
+  abuseRequired: boolean;
+}
+
+/**
+ * Verifies the credit tokens, then the abuse tokens (credit-token errors first). A credit token
+ * that does not verify is a 401 with the challenge and no retry: the same tokens fail again.
+ */
+export function verifyCredentials(presented: PresentedCredentials, o: VerifyOptions): VerifiedCredentials {
+  let tokens: VerifiedToken[];
+  try {
+    tokens = verifyCreditTokens(presented.tokens, o.keyring, o.now, o.challenge.digest);
+  } catch (e) {
+    if (e instanceof RedemptionError && e.status === 401) {
+      throw new RedemptionError(401, e.code, e.message, { headers: { 'www-authenticate': o.challenge.wwwAuthenticate(o.keyring, o.now), ...NO_RETRY }, extra: e.extra });
+    }
+    throw e;
+  }
+  if (presented.abuse) return { tokens, pseudonym: o.abuseCache.verifyHeader(presented.abuse, o.keyring, o.now, o.challenge.digest) };
+  if (o.abuseRequired) {
+    throw new RedemptionError(401, 'abuse_tokens_required', 'every request carries the two abuse tokens: LLMTor-Abuse: permanent=<base64url>, transient=<base64url>', { headers: NO_RETRY });
+  }
+  return { tokens };
 }

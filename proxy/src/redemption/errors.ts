@@ -1,5 +1,8 @@
 import { ApiError } from '../http/apiError.js';
 
+/** Header for answers a client must not retry unchanged (the OpenAI SDKs honour it). */
+export const NO_RETRY: Readonly<Record<string, string>> = { 'x-should-retry': 'false' };
+
 /**
  * The one error type of the redemption path: an HTTP status, a stable code and
  * an actionable message. Messages never echo request content (a JSON parse
