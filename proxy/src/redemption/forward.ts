@@ -3,12 +3,14 @@
  * (JSON read whole, or SSE passed through as it arrives) → finish the claim with the answer,
  * or release it when nothing was delivered.
  */
+import { once } from 'node:events';
 import type { Context } from 'koa';
 import type { ModerationVerdict } from '../moderation/types.js';
 import { ModerationUnavailable } from '../moderation/types.js';
 import { UpstreamFailure, type UpstreamResponse } from '../upstream/httpUpstream.js';
 import { upstreamBody } from '../upstream/requestTransform.js';
 import type { Admission } from './admit.js';
+import type { CachedAnswer } from './cachedAnswer.js';
 import { moderationInput } from './chatRequest.js';
 import type { Claim } from './claim.js';
 import { NO_RETRY, RedemptionError } from './errors.js';
@@ -155,34 +157,25 @@ function upstreamMessage(text: Buffer): string {
   return 'no details';
 }
 
-function readAll(up: UpstreamResponse, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    let ended = false;
-    up.body.on('data', (c: Buffer) => {
-      total += c.length;
-      if (total > max) {
-        up.abort();
-        reject(new Error('upstream answer too large'));
-        return;
-      }
-      chunks.push(c);
-    });
-    up.body.once('end', () => {
-      ended = true;
-      resolve(Buffer.concat(chunks, total));
-    });
-    up.body.once('error', () => undefined);
-    up.body.once('close', () => {
-      if (!ended) reject(new Error('upstream closed early'));
-    });
-  });
+/** The whole body, at most `max` bytes (beyond: the upstream is aborted and this throws); throws if the body breaks off. */
+async function readAll(up: UpstreamResponse, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  // A body that ends without its end (destroyed, reset, idle timeout) makes the iterator throw.
+  for await (const c of up.body as AsyncIterable<Buffer>) {
+    total += c.length;
+    if (total > max) {
+      up.abort();
+      throw new Error('upstream answer too large');
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 /**
  * Passes the provider's SSE bytes through as they arrive (backpressure: the
- * provider is paused while the client is slow), keeping a transcript for the
+ * provider is not read while the client is slow), keeping a transcript for the
  * retry cache. Client gone → the provider request is aborted at once.
  */
 async function pipeStream(f: Forwarding, up: UpstreamResponse): Promise<Outcome> {
@@ -191,44 +184,26 @@ async function pipeStream(f: Forwarding, up: UpstreamResponse): Promise<Outcome>
   f.ctx.respond = false;
   res.writeHead(200, sseHeaders(f.admission.credits, false));
   res.flushHeaders();
-  const transcript: Buffer[] = [];
-  let kept = 0;
-  let keep = true;
-  const max = f.rt.config.retryCacheMaxBytes;
-  const how = await new Promise<'complete' | 'client_gone' | 'upstream_broke'>((resolve) => {
-    let ended = false;
-    const onAbort = () => {
-      up.abort();
-      resolve('client_gone');
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    up.body.on('data', (c: Buffer) => {
-      if (keep) {
-        kept += c.length;
-        if (kept > max) {
-          keep = false;
-          transcript.length = 0;
-        } else transcript.push(c);
-      }
-      if (!res.write(c)) {
-        up.body.pause();
-        res.once('drain', () => up.body.resume());
-      }
-    });
-    up.body.once('end', () => {
-      ended = true;
-    });
-    up.body.once('error', () => undefined);
-    up.body.once('close', () => {
-      signal.removeEventListener('abort', onAbort);
-      if (signal.aborted) resolve('client_gone');
-      else resolve(ended ? 'complete' : 'upstream_broke');
-    });
-  });
+  const transcript = new Transcript(f.rt.config.retryCacheMaxBytes);
+  let how: 'complete' | 'client_gone' | 'upstream_broke';
+  const stopUpstream = () => up.abort();
+  signal.addEventListener('abort', stopUpstream, { once: true });
+  try {
+    if (signal.aborted) throw new Error('client gone');
+    for await (const c of up.body as AsyncIterable<Buffer>) {
+      transcript.add(c);
+      if (!res.write(c)) await once(res, 'drain', { signal });
+    }
+    how = signal.aborted ? 'client_gone' : 'complete';
+  } catch {
+    if (signal.aborted) up.abort();
+    how = signal.aborted ? 'client_gone' : 'upstream_broke';
+  } finally {
+    signal.removeEventListener('abort', stopUpstream);
+  }
   if (how === 'complete') {
     res.end();
-    await f.claim.finish(keep ? { kind: 'sse', status: 200, body: Buffer.concat(transcript) } : undefined);
+    await f.claim.finish(transcript.answer());
     return 'answered';
   }
   if (how === 'client_gone') {
@@ -243,4 +218,25 @@ async function pipeStream(f: Forwarding, up: UpstreamResponse): Promise<Outcome>
   const err = new RedemptionError(502, 'upstream_failed', 'the model provider broke off the stream; the tokens stay valid for a retry of this same request', { extra: { retryable: true } });
   res.end(`data: ${JSON.stringify(err.toBody())}\n\n`);
   return 'upstream_failed';
+}
+
+/** The SSE bytes sent, kept for the retry cache while they fit in `max` (a longer stream is not kept). */
+class Transcript {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private keep = true;
+  constructor(private readonly max: number) {}
+
+  add(c: Buffer): void {
+    if (!this.keep) return;
+    this.size += c.length;
+    if (this.size > this.max) {
+      this.keep = false;
+      this.chunks.length = 0;
+    } else this.chunks.push(c);
+  }
+
+  answer(): CachedAnswer | undefined {
+    return this.keep ? { kind: 'sse', status: 200, body: Buffer.concat(this.chunks) } : undefined;
+  }
 }
