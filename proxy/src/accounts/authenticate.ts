@@ -24,7 +24,7 @@ export function createAuthenticator(o: { store: IdentityStore; pepper: string; p
   /** Lookups in flight by address and key hash (memory only): concurrent requests with one key share one lookup and one count. */
   const inflight = new Map<string, Promise<string | undefined>>();
   const unauthorized = () =>
-    new ApiError(401, 'invalid_account_key', 'missing or invalid account key: send Authorization: Bearer <account key>', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor"' } });
+    new ApiError('invalid_account_key', 'missing or invalid account key: send Authorization: Bearer <account key>', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor"' } });
   const tooMany = (retryAfterMs: number) => tooManyRequests('too many failed account-key attempts from this address', retryAfterMs);
 
   /** One key tried from one address. Counted as a failure before the lookup's await and given back if the key is right. */

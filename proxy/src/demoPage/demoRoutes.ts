@@ -139,14 +139,14 @@ export function demoRoutes(c: IdentityContext, assets: DemoAssets): Router {
   router.get('/demo/docs/:page', async (ctx) => {
     const page = ctx.params.page ?? '';
     const text = DOC_PAGES.has(page) ? await readFile(`${DOCS_DIR}${page}.md`, 'utf8').catch(() => undefined) : undefined;
-    if (text === undefined) throw new ApiError(404, 'not_found', 'no such docs page here');
+    if (text === undefined) throw new ApiError('not_found', 'no such docs page here');
     const nonce = randomBytes(18).toString('base64');
     secureHeaders(ctx, nonce);
     ctx.body = docPage(text, nonce, assets.style, page);
   });
 
   router.post('/demo/credits', async (ctx) => {
-    if (!demoCreditsAvailable(c)) throw new ApiError(404, 'not_found', 'demo credits exist only on the embedded defaults (ephemeral keys, no Redis, the stand-in upstream)');
+    if (!demoCreditsAvailable(c)) throw new ApiError('not_found', 'demo credits exist only on the embedded defaults (ephemeral keys, no Redis, the stand-in upstream)');
     const accountId = await c.auth.authenticate(ctx);
     const { balance } = await c.store.snapshot(accountId);
     // Top up to DEMO_CREDITS, never beyond: reloading the page does not mint more.

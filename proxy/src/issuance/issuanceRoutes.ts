@@ -20,7 +20,7 @@ export function issuanceRoutes(c: IdentityContext, deps: IssuanceDeps): Router {
     const shape = shapeOfMediaType(ctx.request.type);
     const accountId = await c.auth.authenticate(ctx);
     const header = ctx.get('idempotency-key');
-    if (header && !REQUEST_ID_RE.test(header)) throw new ApiError(422, 'invalid_idempotency_key', 'Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -');
+    if (header && !REQUEST_ID_RE.test(header)) throw new ApiError('invalid_idempotency_key', 'Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -');
     // Without a key the request is still recorded, under an id no retry can name.
     const requestId = header || `auto-${randomUUID()}`;
     const body = await readRawBody(ctx, maxBodyBytes(c.config.issuance.maxBatchSize));

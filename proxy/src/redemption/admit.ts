@@ -48,7 +48,7 @@ export async function admit(ctx: Context, rt: RedemptionRuntime): Promise<Admiss
   const raw = await readBody(ctx.req, limit, () => tooLarge(at, limit));
   const req = parseChatRequest(raw);
   const model = rt.models.get(req.model);
-  if (!model) throw new RedemptionError(404, 'model_not_found', `model ${JSON.stringify(req.model.slice(0, 80))} is not served here; GET /v1/models lists the models`, { headers: NO_RETRY });
+  if (!model) throw new RedemptionError('model_not_found', `model ${JSON.stringify(req.model.slice(0, 80))} is not served here; GET /v1/models lists the models`, { headers: NO_RETRY });
   const credits = price(at, model, raw.length);
   const verified = verifyCredentials(presented, { keyring, now, challenge: rt.challenge, abuseCache: rt.abuseCache, abuseRequired: cfg.abuseTokens === 'required' });
   const secrets = new TokenSecrets(verified.tokens.map((v) => v.bytes));
@@ -83,14 +83,13 @@ function price(at: Admitting, model: ResolvedModel, bodyBytes: number): number {
   const n = at.presented;
   if (n < k) {
     throw new RedemptionError(
-      401,
       'credits_required',
       `this request needs ${k} credit token(s) (${model.config.priceCredits} per ${model.config.bytesPerCredit} bytes of request, body is ${bodyBytes} bytes); ${n} presented. Send them as Authorization: PrivateToken token="<t1>", additional-tokens="<t2>,<t3>,…"`,
       { headers: { ...challengeHeader(at), ...NO_RETRY }, extra: { credits_needed: k, credits_presented: n } },
     );
   }
   if (n > k) {
-    throw new RedemptionError(400, 'too_many_tokens', `this request needs exactly ${k} credit token(s); ${n} presented (extra tokens would be spent for nothing)`, {
+    throw new RedemptionError('too_many_tokens', `this request needs exactly ${k} credit token(s); ${n} presented (extra tokens would be spent for nothing)`, {
       extra: { credits_needed: k, credits_presented: n },
     });
   }
@@ -100,7 +99,6 @@ function price(at: Admitting, model: ResolvedModel, bodyBytes: number): number {
 function tooLarge(at: Admitting, limit: number): RedemptionError {
   const n = at.presented;
   return new RedemptionError(
-    413,
     'request_too_large',
     n === 0
       ? `request body is larger than one credit covers (${limit} bytes); send PrivateToken credentials for its size (see GET /v1/models: price_credits × ceil(bytes / bytes_per_credit))`

@@ -107,20 +107,20 @@ export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimO
 
   switch (result.kind) {
     case 'blacklisted':
-      throw new RedemptionError(403, 'pseudonym_blocked', 'this pseudonym (abuse tokens) is blocked; nothing was spent', { headers: NO_RETRY });
+      throw new RedemptionError('pseudonym_blocked', 'this pseudonym (abuse tokens) is blocked; nothing was spent', { headers: NO_RETRY });
     case 'rate_limited':
-      throw new RedemptionError(429, 'rate_limited', 'too many requests for this pseudonym; nothing was spent', { headers: { 'retry-after': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))) } });
+      throw new RedemptionError('rate_limited', 'too many requests for this pseudonym; nothing was spent', { headers: { 'retry-after': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))) } });
     case 'conflict':
-      throw new RedemptionError(409, 'token_spent', 'a credit token in this request was already redeemed for a different request', { headers: NO_RETRY });
+      throw new RedemptionError('token_spent', 'a credit token in this request was already redeemed for a different request', { headers: NO_RETRY });
     case 'in_progress':
-      throw new RedemptionError(409, 'request_in_progress', 'this request with these tokens is being answered right now; retry shortly to get the same answer', {
+      throw new RedemptionError('request_in_progress', 'this request with these tokens is being answered right now; retry shortly to get the same answer', {
         headers: { 'retry-after': String(Math.min(5, Math.max(1, Math.ceil(result.retryAfterMs / 1000)))) },
       });
     case 'done': {
       const plain = result.cached ? a.spend.secrets.open(result.cached, binding) : undefined;
       const answer = plain ? decodeAnswer(plain) : undefined;
       if (!answer) {
-        throw new RedemptionError(409, 'token_spent', `these tokens were already redeemed for this request and its answer is no longer kept (answers are kept ${cfg.retryCacheTtlSeconds} s, streams interrupted by the client are not kept)`, {
+        throw new RedemptionError('token_spent', `these tokens were already redeemed for this request and its answer is no longer kept (answers are kept ${cfg.retryCacheTtlSeconds} s, streams interrupted by the client are not kept)`, {
           headers: NO_RETRY,
         });
       }
@@ -130,7 +130,6 @@ export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimO
       rt.logger.warn('redemption: claim not confirmed on enough Redis replicas');
       if (!result.released) throw storeFailedDuringClaim(cfg.inProgressLeaseSeconds);
       throw new RedemptionError(
-        503,
         'store_unavailable',
         `the spent-token store could not confirm the claim on a replica within ${cfg.durableClaims.timeoutMs} ms (a failover could have lost it); nothing was forwarded and the claim was undone, so nothing was spent: retry later`,
         { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } },
@@ -142,13 +141,12 @@ export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimO
 }
 
 function storeUnavailable(): RedemptionError {
-  return new RedemptionError(503, 'store_unavailable', 'the spent-token store is unreachable; nothing was spent, retry later', { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } });
+  return new RedemptionError('store_unavailable', 'the spent-token store is unreachable; nothing was spent, retry later', { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } });
 }
 
 /** The store failed with the claim possibly applied (the connection broke after sending it): say what is known. */
 function storeFailedDuringClaim(leaseSeconds: number): RedemptionError {
   return new RedemptionError(
-    503,
     'store_unavailable',
     `the spent-token store failed while the tokens were being claimed; nothing was forwarded. If the claim was recorded before the failure, the tokens are held for this same request: retry it unchanged (same body and tokens) to get its answer, after at most ${leaseSeconds} s (409 request_in_progress until then); otherwise they are unspent`,
     { headers: { 'retry-after': '1' }, extra: { tokens_spent: 'unknown' } },

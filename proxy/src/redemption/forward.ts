@@ -52,14 +52,14 @@ async function refusedByModeration(f: Forwarding): Promise<boolean> {
   } catch (e) {
     await f.claim.release('retryable');
     if (e instanceof ModerationUnavailable) rt.logger.warn({ provider: rt.moderator.name }, 'redemption: moderation unavailable');
-    throw new RedemptionError(503, 'moderation_unavailable', 'moderation is unavailable; nothing was forwarded and the tokens stay valid for a retry of this same request', {
+    throw new RedemptionError('moderation_unavailable', 'moderation is unavailable; nothing was forwarded and the tokens stay valid for a retry of this same request', {
       headers: { 'retry-after': '2' },
       extra: { retryable: true },
     });
   }
   if (!verdict.flagged) return false;
   rt.metrics.moderationBlocked.inc({ provider: rt.moderator.name });
-  const refusal = new RedemptionError(400, 'content_blocked', 'the request was refused by moderation and was not forwarded; the credit tokens are consumed', {
+  const refusal = new RedemptionError('content_blocked', 'the request was refused by moderation and was not forwarded; the credit tokens are consumed', {
     extra: { categories: verdict.categories, moderation_provider: rt.moderator.name, credits_spent: a.credits },
   });
   const body = Buffer.from(JSON.stringify(refusal.toBody()));
@@ -97,9 +97,10 @@ async function sendUpstream(f: Forwarding): Promise<UpstreamResponse | undefined
   const text = await readAll(up, 64 * 1024).catch(() => Buffer.alloc(0));
   // The provider refused the request itself (bad parameter, context too long): no answer was produced,
   // so the tokens are freed for any request. Our own key failing or anything else: retryable.
-  if ([400, 404, 409, 413, 415, 422].includes(up.status)) {
+  if (isRejection(up.status)) {
     await f.claim.release('free');
-    throw new RedemptionError(up.status === 404 ? 400 : up.status, 'upstream_rejected', `the model provider rejected the request: ${upstreamMessage(text)}; the tokens were not spent`, {
+    throw new RedemptionError('upstream_rejected', `the model provider rejected the request: ${upstreamMessage(text)}; the tokens were not spent`, {
+      status: up.status === 404 ? 400 : up.status,
       headers: NO_RETRY,
       extra: { tokens_spent: false },
     });
@@ -107,7 +108,13 @@ async function sendUpstream(f: Forwarding): Promise<UpstreamResponse | undefined
   await f.claim.release('retryable');
   f.rt.metrics.upstreamFailures.inc({ provider: model.providerName, kind: up.status >= 500 ? 'server_error' : `http_${up.status}` });
   f.rt.logger.warn({ provider: model.providerName, status: up.status }, 'redemption: upstream failure');
-  throw new RedemptionError(502, 'upstream_failed', `the model provider answered HTTP ${up.status}; the tokens stay valid for a retry of this same request`, { extra: { retryable: true } });
+  throw new RedemptionError('upstream_failed', `the model provider answered HTTP ${up.status}; the tokens stay valid for a retry of this same request`, { extra: { retryable: true } });
+}
+
+/** Provider statuses that refuse the request itself (404: a model the provider does not know, answered as 400). */
+const REJECTIONS = [400, 404, 409, 413, 415, 422] as const;
+function isRejection(status: number): status is (typeof REJECTIONS)[number] {
+  return (REJECTIONS as readonly number[]).includes(status);
 }
 
 /**
@@ -142,9 +149,9 @@ function upstreamError(f: Forwarding, e: unknown): RedemptionError {
   f.rt.logger.warn({ provider, kind: failure.kind }, 'redemption: upstream failure');
   const extra = { retryable: true };
   const msg = `${failure.message}; the tokens stay valid for a retry of this same request`;
-  if (failure.kind === 'timeout') return new RedemptionError(504, 'upstream_timeout', msg, { extra });
-  if (failure.kind === 'rate_limited') return new RedemptionError(503, 'upstream_busy', msg, { headers: { 'retry-after': String(Math.max(1, failure.retryAfterSeconds ?? 5)) }, extra });
-  return new RedemptionError(502, 'upstream_failed', msg, { extra });
+  if (failure.kind === 'timeout') return new RedemptionError('upstream_timeout', msg, { extra });
+  if (failure.kind === 'rate_limited') return new RedemptionError('upstream_busy', msg, { headers: { 'retry-after': String(Math.max(1, failure.retryAfterSeconds ?? 5)) }, extra });
+  return new RedemptionError('upstream_failed', msg, { extra });
 }
 
 function upstreamMessage(text: Buffer): string {
@@ -215,7 +222,7 @@ async function pipeStream(f: Forwarding, up: UpstreamResponse): Promise<Outcome>
   f.rt.metrics.upstreamFailures.inc({ provider, kind: 'stream_broken' });
   f.rt.logger.warn({ provider, kind: 'stream_broken' }, 'redemption: upstream failure');
   await f.claim.release('retryable');
-  const err = new RedemptionError(502, 'upstream_failed', 'the model provider broke off the stream; the tokens stay valid for a retry of this same request', { extra: { retryable: true } });
+  const err = new RedemptionError('upstream_failed', 'the model provider broke off the stream; the tokens stay valid for a retry of this same request', { extra: { retryable: true } });
   res.end(`data: ${JSON.stringify(err.toBody())}\n\n`);
   return 'upstream_failed';
 }

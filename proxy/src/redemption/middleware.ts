@@ -9,7 +9,7 @@
  */
 import type { Context, Middleware, Next } from 'koa';
 import { RedemptionError } from './errors.js';
-import type { Outcome, RedemptionMetrics } from './metrics.js';
+import { OUTCOME_OF, type Outcome, type RedemptionMetrics } from './metrics.js';
 import type { RedemptionRuntime } from './runtime.js';
 
 /** How one redemption ended, for the metrics: written by the handler or the errors middleware. */
@@ -54,13 +54,13 @@ function respondError(ctx: Context, rt: ErrorRendering, e: unknown): Outcome {
   let err: RedemptionError;
   let outcome: Outcome;
   if (e instanceof RedemptionError) {
-    err = e;
-    outcome = outcomeOf(e);
+    err = e as RedemptionError;
+    outcome = OUTCOME_OF[err.code];
   } else {
     // The class and the stack frames only: a message can quote input (a prompt, a token), a frame cannot.
     const stack = typeof (e as Error)?.stack === 'string' ? (e as Error).stack!.split('\n').filter((l) => /^\s+at /.test(l)).join('\n') : undefined;
     rt.logger.error({ err: { name: (e as Error)?.name, stack } }, 'redemption: unexpected error');
-    err = new RedemptionError(500, 'internal_error', 'internal error; nothing was spent if the request did not reach the model');
+    err = new RedemptionError('internal_error', 'internal error; nothing was spent if the request did not reach the model');
     outcome = 'internal_error';
   }
   if (ctx.res.headersSent) {
@@ -75,37 +75,4 @@ function respondError(ctx: Context, rt: ErrorRendering, e: unknown): Outcome {
   ctx.set('cache-control', 'no-store');
   ctx.body = err.toBody();
   return outcome;
-}
-
-function outcomeOf(e: RedemptionError): Outcome {
-  switch (e.code) {
-    case 'credits_required':
-      return 'needs_tokens';
-    case 'invalid_token':
-    case 'invalid_abuse_tokens':
-    case 'abuse_tokens_required':
-      return 'invalid_token';
-    case 'token_spent':
-      return 'conflict';
-    case 'request_in_progress':
-      return 'in_progress';
-    case 'rate_limited':
-      return 'rate_limited';
-    case 'pseudonym_blocked':
-      return 'blacklisted';
-    case 'store_unavailable':
-      return 'store_unavailable';
-    case 'moderation_unavailable':
-      return 'moderation_unavailable';
-    case 'upstream_failed':
-    case 'upstream_timeout':
-    case 'upstream_busy':
-      return 'upstream_failed';
-    case 'upstream_rejected':
-      return 'upstream_rejected';
-    case 'client_closed_request':
-      return 'client_gone';
-    default:
-      return 'bad_request';
-  }
 }
