@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { hashAccountKey, normalizeAccountKey } from '../accounts/accountKey.js';
 import { ApiError } from '../http/apiError.js';
 import { readJsonObject } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 
 const grantBody = z
   .object({
@@ -21,7 +21,7 @@ const grantBody = z
   })
   .strict();
 
-function requireAdmin(c: IdentityContext, ctx: Context): void {
+function requireAdmin(c: IssuanceContext, ctx: Context): void {
   const expected = c.config.adminToken;
   if (!expected) throw new ApiError('not_found', 'admin API is disabled (no ADMIN_TOKEN configured)');
   const presented = bearerToken(ctx.get('authorization'));
@@ -30,7 +30,7 @@ function requireAdmin(c: IdentityContext, ctx: Context): void {
   }
 }
 
-export function grantRoutes(c: IdentityContext): Router {
+export function grantRoutes(c: IssuanceContext): Router {
   const router = new Router();
 
   router.post('/v1/admin/grants', async (ctx) => {

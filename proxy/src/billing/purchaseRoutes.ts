@@ -3,13 +3,13 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { ApiError } from '../http/apiError.js';
 import { readJsonObject } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { checkoutIdempotencyKey, createCheckoutSession } from './checkout.js';
 
 const purchaseBody = z.object({ pack: z.string().min(1).max(40) }).strict();
 const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function purchaseRoutes(c: IdentityContext): Router {
+export function purchaseRoutes(c: IssuanceContext): Router {
   const router = new Router();
 
   router.get('/v1/packs', (ctx) => {

@@ -10,14 +10,14 @@ import type Stripe from 'stripe';
 import { isAccountId } from '../accounts/accountKey.js';
 import { ApiError } from '../http/apiError.js';
 import { readRawBody } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { counter } from '../metrics.js';
 import { classifyEvent, refundTargetCredits } from './webhookEvents.js';
 
 /** Processed-event markers outlive Stripe's 3-day redelivery window. */
 const EVENT_TTL_MS = 30 * 86_400_000;
 
-export function webhookRoutes(c: IdentityContext): Router {
+export function webhookRoutes(c: IssuanceContext): Router {
   const router = new Router();
   const processed = counter(c.metrics, 'llmtor_stripe_webhooks_total', 'Stripe webhook events by type and outcome', ['type', 'outcome']);
 
@@ -47,7 +47,7 @@ export function webhookRoutes(c: IdentityContext): Router {
   return router;
 }
 
-async function applyEvent(c: IdentityContext, event: Stripe.Event): Promise<string> {
+async function applyEvent(c: IssuanceContext, event: Stripe.Event): Promise<string> {
   const action = classifyEvent(event);
   const now = c.now();
   switch (action.kind) {

@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { ApiError, tooManyRequests } from '../http/apiError.js';
 import { readRawBody } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { issueTokens, type IssuanceDeps } from './issuanceService.js';
 import { maxBodyBytes, shapeOfMediaType } from './parseIssuanceRequest.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function issuanceRoutes(c: IdentityContext, deps: IssuanceDeps): Router {
+export function issuanceRoutes(c: IssuanceContext, deps: IssuanceDeps): Router {
   const router = new Router();
   router.post(c.config.issuerRequestPath, async (ctx) => {
     const shape = shapeOfMediaType(ctx.request.type);

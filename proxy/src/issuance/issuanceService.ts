@@ -11,7 +11,7 @@ import { encodeBatchTokenResponse, encodeTokenResponse, ProtocolError, type Keyr
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { ApiError } from '../http/apiError.js';
-import type { AbuseTokenRequirement, IdentityStore } from '../store/identityStore.js';
+import type { AbuseTokenRequirement, IssuanceStore } from '../store/issuanceStore.js';
 import { checkBlindedMessages, issuanceBodyHash, parseIssuanceBody, responseMediaType, selectIssuingKey, type IssuanceShape } from './parseIssuanceRequest.js';
 import type { BatchSigner } from './signer.js';
 
@@ -27,7 +27,7 @@ export interface IssuanceSettings {
 }
 
 export interface IssuanceDeps {
-  store: IdentityStore;
+  store: IssuanceStore;
   signer: BatchSigner;
   keyring: () => Keyring;
   now: () => number;
