@@ -1,5 +1,6 @@
 /** @llmtor/protocol — shared by the proxy, the operator and the VS Code extension. */
 export * from './account.js';
+export * from './apiErrors.js';
 export * from './authParams.js';
 export * from './authScheme.js';
 export * from './batch.js';

@@ -13,7 +13,7 @@ const upstream = new HttpUpstream({ name: 'bench', baseUrl: process.env.UPSTREAM
 const app = new Koa();
 app.use(async (ctx) => {
   if (ctx.method !== 'POST' || ctx.path !== '/v1/chat/completions') return;
-  const raw = await readBody(ctx.req, 1 << 20, () => new RedemptionError(413, 'too_large', 'too large'));
+  const raw = await readBody(ctx.req, 1 << 20, () => new RedemptionError('request_too_large', 'too large'));
   const body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
   const up = await upstream.send(body, body.stream === true, new AbortController().signal);
   ctx.status = up.status;

@@ -18,7 +18,7 @@ import { encodeBatchTokenRequest, MEDIA_TYPE_BATCH_REQUEST, TOKEN_TYPE_BLIND_RSA
 import { startRedis } from '@llmtor/devtools';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../src/config.js';
-import { adminGrant, createAccount } from '../src/dev/identityClient.js';
+import { adminGrant, createAccount } from '../src/dev/issuanceClient.js';
 import { generateEphemeralKeys } from '../src/keys/ephemeralKeySource.js';
 import { startProxy } from '../src/stack.js';
 import type { KeySource } from '../src/keys/keySource.js';

@@ -1,6 +1,6 @@
 /**
  * The contract between the proxy's skeleton (config, app, server, keys) and the
- * role modules it mounts: `issuance` (identity side) and `redemption`
+ * role modules it mounts: `issuance` (issuance side) and `redemption`
  * (anonymous side). One binary, roles chosen by configuration.
  */
 import type Router from '@koa/router';

@@ -34,7 +34,7 @@ import {
   tokenKeyId,
   verifyToken,
 } from '@llmtor/protocol';
-import { adminGrant, clientFor, createAccount, fetchDirectory, getAccount, issueTokens, postBatch } from './dev/identityClient.js';
+import { adminGrant, clientFor, createAccount, fetchDirectory, getAccount, issueTokens, postBatch } from './dev/issuanceClient.js';
 import { startStripeMock, type StripeMock } from './dev/stripeMock.js';
 import { startLocalStack } from './localStack.js';
 import { createLogger } from './logger.js';

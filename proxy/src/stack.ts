@@ -26,7 +26,7 @@ import { loadRedemptionModule } from './redemptionLoader.js';
 import { listen, type RunningServer } from './server.js';
 import type { IssuanceModuleOptions } from './issuance/module.js';
 import type { KeyVaultUnwrapperOptions } from './keys/keyVaultUnwrapper.js';
-import type { IdentityStore } from './store/identityStore.js';
+import type { IssuanceStore } from './store/issuanceStore.js';
 
 export interface ProxyOverrides {
   logger?: Logger;
@@ -36,8 +36,8 @@ export interface ProxyOverrides {
   keyUnwrapper?: KeyUnwrapper;
   /** Azure credential and SDK options for the Key Vault unwrapper (default: DefaultAzureCredential, SDK defaults). */
   keyVault?: Pick<KeyVaultUnwrapperOptions, 'credential' | 'clientOptions'>;
-  /** Replace the identity store (tests). */
-  identityStore?: IdentityStore;
+  /** Replace the issuance store (tests). */
+  issuanceStore?: IssuanceStore;
   signer?: IssuanceModuleOptions['signer'];
 }
 
@@ -47,7 +47,7 @@ export interface BuiltProxy {
   logger: Logger;
   keys: KeyManager;
   modules: RoleModule[];
-  identityStore?: IdentityStore;
+  issuanceStore?: IssuanceStore;
   /** Closes modules, key watching and Redis connections (call after the server stopped). */
   close(): Promise<void>;
 }
@@ -131,24 +131,24 @@ export async function buildProxy(config: ProxyConfig, o: ProxyOverrides = {}): P
   });
 
   const modules: RoleModule[] = [];
-  let identityStore: IdentityStore | undefined;
+  let issuanceStore: IssuanceStore | undefined;
   try {
     if (issuance) {
-      const [{ createIssuanceModule }, { RedisIdentityStore }, { MemoryIdentityStore }, { createStripe }] = await Promise.all([
+      const [{ createIssuanceModule }, { RedisIssuanceStore }, { MemoryIssuanceStore }, { createStripe }] = await Promise.all([
         import('./issuance/module.js'),
-        import('./store/redisIdentityStore.js'),
-        import('./store/memoryIdentityStore.js'),
+        import('./store/redisIssuanceStore.js'),
+        import('./store/memoryIssuanceStore.js'),
         import('./billing/stripeClient.js'),
       ]);
       let redis: RedisClient | undefined;
-      if (o.identityStore) identityStore = o.identityStore;
+      if (o.issuanceStore) issuanceStore = o.issuanceStore;
       else if ((redis = connectRedis(config, 'issuance', logger, closers))) {
-        identityStore = new RedisIdentityStore(redis);
+        issuanceStore = new RedisIssuanceStore(redis);
       } else {
-        identityStore = new MemoryIdentityStore();
+        issuanceStore = new MemoryIssuanceStore();
         logger.warn('NO REDIS (ISSUANCE_REDIS_* / REDIS_*: URL, SENTINELS or CLUSTER_NODES): accounts and balances are kept IN THIS PROCESS ONLY — single process, NOT DURABLE, lost on exit; for the local demo only');
       }
-      const store = identityStore;
+      const store = issuanceStore;
       checks.push({ name: 'issuance_store', check: () => store.ping() });
       let pepper = config.accounts.pepper;
       if (!pepper) {
@@ -195,7 +195,7 @@ export async function buildProxy(config: ProxyConfig, o: ProxyOverrides = {}): P
     logger,
     keys,
     modules,
-    ...(identityStore ? { identityStore } : {}),
+    ...(issuanceStore ? { issuanceStore } : {}),
     async close() {
       for (const m of modules) await m.close?.();
       for (const c of closers.reverse()) await c();

@@ -5,11 +5,11 @@
 import Router from '@koa/router';
 import { ACCOUNT_PATH, epochOf, type AccountView } from '@llmtor/protocol';
 import { tooManyRequests } from '../http/apiError.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { formatAccountKey, generateAccountKey, hashAccountKey, newAccountId } from './accountKey.js';
 import { IpLimiter } from './ipLimiter.js';
 
-export function accountRoutes(c: IdentityContext): Router {
+export function accountRoutes(c: IssuanceContext): Router {
   const router = new Router();
   const creations = new IpLimiter(c.config.accounts.accountCreationsPerIpPerMinute, 60_000);
 

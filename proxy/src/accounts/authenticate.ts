@@ -1,12 +1,12 @@
 /**
- * Account authentication for the identity side. Unknown and malformed keys get
+ * Account authentication for the issuance side. Unknown and malformed keys get
  * the same 401 (no hint whether an account exists). Failed attempts are
  * limited per client IP (memory only) and globally (shared store); a limited
  * client gets 429 before its key is even looked up.
  */
 import type { Context } from 'koa';
 import { ApiError, tooManyRequests } from '../http/apiError.js';
-import type { IdentityStore } from '../store/identityStore.js';
+import type { IssuanceStore } from '../store/issuanceStore.js';
 import { accountKeyFromAuthorization, hashAccountKey } from './accountKey.js';
 import { IpLimiter } from './ipLimiter.js';
 
@@ -17,14 +17,14 @@ export interface Authenticator {
   authenticate(ctx: Context): Promise<string>;
 }
 
-export function createAuthenticator(o: { store: IdentityStore; pepper: string; perIpPerMinute: number; globalPerMinute: number; now: () => number }): Authenticator {
+export function createAuthenticator(o: { store: IssuanceStore; pepper: string; perIpPerMinute: number; globalPerMinute: number; now: () => number }): Authenticator {
   const perIp = new IpLimiter(o.perIpPerMinute, MINUTE);
   /** Addresses with a failed attempt in this window: over the global budget they get no further attempt. */
   const failedOnce = new IpLimiter(1, MINUTE);
   /** Lookups in flight by address and key hash (memory only): concurrent requests with one key share one lookup and one count. */
   const inflight = new Map<string, Promise<string | undefined>>();
   const unauthorized = () =>
-    new ApiError(401, 'invalid_account_key', 'missing or invalid account key: send Authorization: Bearer <account key>', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor"' } });
+    new ApiError('invalid_account_key', 'missing or invalid account key: send Authorization: Bearer <account key>', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor"' } });
   const tooMany = (retryAfterMs: number) => tooManyRequests('too many failed account-key attempts from this address', retryAfterMs);
 
   /** One key tried from one address. Counted as a failure before the lookup's await and given back if the key is right. */

@@ -1,6 +1,6 @@
 /**
  * Per-client-IP fixed-window counters kept in this process's memory only: the
- * identity side may see IPs, but they are never written to Redis or logs. With
+ * issuance side may see IPs, but they are never written to Redis or logs. With
  * N pods a client gets at most N× the limit; the global limit in the store caps
  * the total.
  */

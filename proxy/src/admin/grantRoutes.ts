@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { hashAccountKey, normalizeAccountKey } from '../accounts/accountKey.js';
 import { ApiError } from '../http/apiError.js';
 import { readJsonObject } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 
 const grantBody = z
   .object({
@@ -21,25 +21,25 @@ const grantBody = z
   })
   .strict();
 
-function requireAdmin(c: IdentityContext, ctx: Context): void {
+function requireAdmin(c: IssuanceContext, ctx: Context): void {
   const expected = c.config.adminToken;
-  if (!expected) throw new ApiError(404, 'not_found', 'admin API is disabled (no ADMIN_TOKEN configured)');
+  if (!expected) throw new ApiError('not_found', 'admin API is disabled (no ADMIN_TOKEN configured)');
   const presented = bearerToken(ctx.get('authorization'));
   if (!presented || !adminTokenMatches(presented, expected)) {
-    throw new ApiError(401, 'invalid_admin_token', 'missing or invalid admin credential', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor-admin"' } });
+    throw new ApiError('invalid_admin_token', 'missing or invalid admin credential', { headers: { 'WWW-Authenticate': 'Bearer realm="llmtor-admin"' } });
   }
 }
 
-export function grantRoutes(c: IdentityContext): Router {
+export function grantRoutes(c: IssuanceContext): Router {
   const router = new Router();
 
   router.post('/v1/admin/grants', async (ctx) => {
     requireAdmin(c, ctx);
     const parsed = grantBody.safeParse(await readJsonObject(ctx));
-    if (!parsed.success) throw new ApiError(422, 'invalid_request', 'body must be { "account_key": "…", "credits": <int 1..1000000>, "reason"?: "…" }');
+    if (!parsed.success) throw new ApiError('invalid_request', 'body must be { "account_key": "…", "credits": <int 1..1000000>, "reason"?: "…" }', { status: 422 });
     const digits = normalizeAccountKey(parsed.data.account_key);
     const accountId = digits ? await c.store.accountIdForKeyHash(hashAccountKey(c.pepper, digits)) : undefined;
-    if (!accountId) throw new ApiError(404, 'unknown_account', 'no account with that key');
+    if (!accountId) throw new ApiError('unknown_account', 'no account with that key');
     const grantId = `grant_${randomUUID()}`;
     const { balance } = await c.store.grant(accountId, parsed.data.credits, grantId, parsed.data.reason, c.now());
     c.logger.info({ grantId, credits: parsed.data.credits }, 'admin grant');

@@ -3,13 +3,13 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { ApiError } from '../http/apiError.js';
 import { readJsonObject } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { checkoutIdempotencyKey, createCheckoutSession } from './checkout.js';
 
 const purchaseBody = z.object({ pack: z.string().min(1).max(40) }).strict();
 const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function purchaseRoutes(c: IdentityContext): Router {
+export function purchaseRoutes(c: IssuanceContext): Router {
   const router = new Router();
 
   router.get('/v1/packs', (ctx) => {
@@ -20,12 +20,12 @@ export function purchaseRoutes(c: IdentityContext): Router {
   router.post('/v1/purchases', async (ctx) => {
     const accountId = await c.auth.authenticate(ctx);
     const parsed = purchaseBody.safeParse(await readJsonObject(ctx));
-    if (!parsed.success) throw new ApiError(422, 'invalid_request', 'body must be { "pack": "<pack id>" }');
+    if (!parsed.success) throw new ApiError('invalid_request', 'body must be { "pack": "<pack id>" }', { status: 422 });
     const pack = c.config.packs.find((p) => p.id === parsed.data.pack);
-    if (!pack) throw new ApiError(422, 'unknown_pack', `no pack ${JSON.stringify(parsed.data.pack)}; see GET /v1/packs`, { details: { packs: c.config.packs.map((p) => p.id) } });
+    if (!pack) throw new ApiError('unknown_pack', `no pack ${JSON.stringify(parsed.data.pack)}; see GET /v1/packs`, { details: { packs: c.config.packs.map((p) => p.id) } });
     const clientKey = ctx.get('idempotency-key') || undefined;
-    if (clientKey !== undefined && !IDEMPOTENCY_KEY_RE.test(clientKey)) throw new ApiError(422, 'invalid_idempotency_key', 'Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -');
-    if (!c.stripe) throw new ApiError(503, 'payments_not_configured', 'this server does not take payments (no Stripe key configured)');
+    if (clientKey !== undefined && !IDEMPOTENCY_KEY_RE.test(clientKey)) throw new ApiError('invalid_idempotency_key', 'Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -');
+    if (!c.stripe) throw new ApiError('payments_not_configured', 'this server does not take payments (no Stripe key configured)');
     let session;
     try {
       session = await createCheckoutSession(c.stripe, {
@@ -37,7 +37,7 @@ export function purchaseRoutes(c: IdentityContext): Router {
       });
     } catch (e) {
       c.logger.error({ err: (e as Error).message }, 'creating a Stripe Checkout Session failed');
-      throw new ApiError(502, 'payment_provider_error', 'the payment provider did not answer; try again');
+      throw new ApiError('payment_provider_error', 'the payment provider did not answer; try again');
     }
     await c.store.recordCheckout(accountId, {
       sessionId: session.sessionId,

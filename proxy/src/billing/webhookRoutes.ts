@@ -10,21 +10,21 @@ import type Stripe from 'stripe';
 import { isAccountId } from '../accounts/accountKey.js';
 import { ApiError } from '../http/apiError.js';
 import { readRawBody } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { counter } from '../metrics.js';
 import { classifyEvent, refundTargetCredits } from './webhookEvents.js';
 
 /** Processed-event markers outlive Stripe's 3-day redelivery window. */
 const EVENT_TTL_MS = 30 * 86_400_000;
 
-export function webhookRoutes(c: IdentityContext): Router {
+export function webhookRoutes(c: IssuanceContext): Router {
   const router = new Router();
   const processed = counter(c.metrics, 'llmtor_stripe_webhooks_total', 'Stripe webhook events by type and outcome', ['type', 'outcome']);
 
   router.post('/v1/stripe/webhook', async (ctx) => {
-    if (!c.stripe || !c.config.stripe.webhookSecret) throw new ApiError(503, 'payments_not_configured', 'this server does not take payments');
+    if (!c.stripe || !c.config.stripe.webhookSecret) throw new ApiError('payments_not_configured', 'this server does not take payments');
     const signature = ctx.get('stripe-signature');
-    if (!signature) throw new ApiError(400, 'missing_signature', 'Stripe-Signature header is missing');
+    if (!signature) throw new ApiError('missing_signature', 'Stripe-Signature header is missing');
     const raw = await readRawBody(ctx, 1024 * 1024);
     let event: Stripe.Event;
     try {
@@ -32,14 +32,14 @@ export function webhookRoutes(c: IdentityContext): Router {
     } catch {
       processed.inc({ type: 'unverified', outcome: 'rejected' });
       c.logger.warn('Stripe webhook with an invalid or stale signature rejected');
-      throw new ApiError(400, 'invalid_signature', 'signature does not verify or the event is too old');
+      throw new ApiError('invalid_signature', 'signature does not verify or the event is too old');
     }
     const outcome = await applyEvent(c, event);
     processed.inc({ type: event.type, outcome });
     c.logger.info({ eventType: event.type, outcome }, 'Stripe webhook processed');
     if (outcome === 'not_paid') {
       // The payment of this charge is being credited right now (its event is in flight): a non-2xx makes Stripe redeliver this one later.
-      throw new ApiError(503, 'payment_not_yet_credited', 'the payment of this charge is not credited yet; redeliver later', { headers: { 'Retry-After': '10' } });
+      throw new ApiError('payment_not_yet_credited', 'the payment of this charge is not credited yet; redeliver later', { headers: { 'Retry-After': '10' } });
     }
     ctx.body = { received: true, outcome };
   });
@@ -47,7 +47,7 @@ export function webhookRoutes(c: IdentityContext): Router {
   return router;
 }
 
-async function applyEvent(c: IdentityContext, event: Stripe.Event): Promise<string> {
+async function applyEvent(c: IssuanceContext, event: Stripe.Event): Promise<string> {
   const action = classifyEvent(event);
   const now = c.now();
   switch (action.kind) {

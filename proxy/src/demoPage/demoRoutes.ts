@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ApiError } from '../http/apiError.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { hasServer } from '../redis/redisConfig.js';
 import type { DemoAssets } from './bundle.js';
 
@@ -30,7 +30,7 @@ export const DEMO_CREDITS = 12;
  * Free credits only where they buy nothing real: ephemeral keys (tokens verify in this
  * process only), accounts in this process, and no upstream but the canned-text stand-in.
  */
-export function demoCreditsAvailable(c: Pick<IdentityContext, 'config'>): boolean {
+export function demoCreditsAvailable(c: Pick<IssuanceContext, 'config'>): boolean {
   const providers = c.config.redemption.providers;
   const standInOnly =
     providers === undefined || (typeof providers === 'object' && providers !== null && Object.values(providers).every((p) => (p as { kind?: unknown } | null)?.kind === 'local-stand-in'));
@@ -126,7 +126,7 @@ function secureHeaders(ctx: Context, nonce: string): void {
   ctx.type = 'text/html; charset=utf-8';
 }
 
-export function demoRoutes(c: IdentityContext, assets: DemoAssets): Router {
+export function demoRoutes(c: IssuanceContext, assets: DemoAssets): Router {
   const router = new Router();
   const send = (ctx: Context) => {
     const nonce = randomBytes(18).toString('base64');
@@ -139,14 +139,14 @@ export function demoRoutes(c: IdentityContext, assets: DemoAssets): Router {
   router.get('/demo/docs/:page', async (ctx) => {
     const page = ctx.params.page ?? '';
     const text = DOC_PAGES.has(page) ? await readFile(`${DOCS_DIR}${page}.md`, 'utf8').catch(() => undefined) : undefined;
-    if (text === undefined) throw new ApiError(404, 'not_found', 'no such docs page here');
+    if (text === undefined) throw new ApiError('not_found', 'no such docs page here');
     const nonce = randomBytes(18).toString('base64');
     secureHeaders(ctx, nonce);
     ctx.body = docPage(text, nonce, assets.style, page);
   });
 
   router.post('/demo/credits', async (ctx) => {
-    if (!demoCreditsAvailable(c)) throw new ApiError(404, 'not_found', 'demo credits exist only on the embedded defaults (ephemeral keys, no Redis, the stand-in upstream)');
+    if (!demoCreditsAvailable(c)) throw new ApiError('not_found', 'demo credits exist only on the embedded defaults (ephemeral keys, no Redis, the stand-in upstream)');
     const accountId = await c.auth.authenticate(ctx);
     const { balance } = await c.store.snapshot(accountId);
     // Top up to DEMO_CREDITS, never beyond: reloading the page does not mint more.

@@ -10,7 +10,7 @@ const DRAIN_BYTES = 8 * 1024 * 1024;
 const DRAIN_MS = 5_000;
 
 export function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
-  const tooLarge = () => new ApiError(413, 'body_too_large', `request body is larger than ${limit} bytes`);
+  const tooLarge = () => new ApiError('body_too_large', `request body is larger than ${limit} bytes`);
   const declared = ctx.get('content-length');
   if (declared && /^\d+$/.test(declared) && Number(declared) > limit) return Promise.reject(tooLarge());
   const req = ctx.req;
@@ -42,21 +42,21 @@ export function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
     req.on('data', onData);
     req.once('end', onEnd);
     // The client closed the connection mid-body (Node reports it as an 'aborted' error): not a server error.
-    req.once('error', () => reject(new ApiError(400, 'client_closed_request', 'the connection closed before the request body was complete')));
+    req.once('error', () => reject(new ApiError('client_closed_request', 'the connection closed before the request body was complete')));
   });
 }
 
 /** Parses a JSON object body; anything else is a 4xx with a message that says what was expected. */
 export async function readJsonObject(ctx: Context, limit = 16 * 1024): Promise<Record<string, unknown>> {
   const type = ctx.request.type;
-  if (type !== 'application/json') throw new ApiError(415, 'unsupported_media_type', 'send Content-Type: application/json');
+  if (type !== 'application/json') throw new ApiError('unsupported_media_type', 'send Content-Type: application/json');
   const raw = await readRawBody(ctx, limit);
   let v: unknown;
   try {
     v = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new ApiError(400, 'malformed_json', 'request body is not valid JSON');
+    throw new ApiError('malformed_json', 'request body is not valid JSON');
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError(400, 'malformed_json', 'request body must be a JSON object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError('malformed_json', 'request body must be a JSON object');
   return v as Record<string, unknown>;
 }

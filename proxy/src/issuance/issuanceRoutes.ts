@@ -8,19 +8,19 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import { ApiError, tooManyRequests } from '../http/apiError.js';
 import { readRawBody } from '../http/rawBody.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import { issueTokens, type IssuanceDeps } from './issuanceService.js';
 import { maxBodyBytes, shapeOfMediaType } from './parseIssuanceRequest.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function issuanceRoutes(c: IdentityContext, deps: IssuanceDeps): Router {
+export function issuanceRoutes(c: IssuanceContext, deps: IssuanceDeps): Router {
   const router = new Router();
   router.post(c.config.issuerRequestPath, async (ctx) => {
     const shape = shapeOfMediaType(ctx.request.type);
     const accountId = await c.auth.authenticate(ctx);
     const header = ctx.get('idempotency-key');
-    if (header && !REQUEST_ID_RE.test(header)) throw new ApiError(422, 'invalid_idempotency_key', 'Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -');
+    if (header && !REQUEST_ID_RE.test(header)) throw new ApiError('invalid_idempotency_key', 'Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -');
     // Without a key the request is still recorded, under an id no retry can name.
     const requestId = header || `auto-${randomUUID()}`;
     const body = await readRawBody(ctx, maxBodyBytes(c.config.issuance.maxBatchSize));

@@ -11,7 +11,7 @@ import { encodeBatchTokenResponse, encodeTokenResponse, ProtocolError, type Keyr
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { ApiError } from '../http/apiError.js';
-import type { AbuseTokenRequirement, IdentityStore } from '../store/identityStore.js';
+import type { AbuseTokenRequirement, IssuanceStore } from '../store/issuanceStore.js';
 import { checkBlindedMessages, issuanceBodyHash, parseIssuanceBody, responseMediaType, selectIssuingKey, type IssuanceShape } from './parseIssuanceRequest.js';
 import type { BatchSigner } from './signer.js';
 
@@ -27,7 +27,7 @@ export interface IssuanceSettings {
 }
 
 export interface IssuanceDeps {
-  store: IdentityStore;
+  store: IssuanceStore;
   signer: BatchSigner;
   keyring: () => Keyring;
   now: () => number;
@@ -68,18 +68,17 @@ export async function issueTokens(d: IssuanceDeps, accountId: string, shape: Iss
     case 'replay':
       return { contentType: responseMediaType(shape), body: r.response, replayed: true };
     case 'conflict':
-      throw new ApiError(422, 'idempotency_key_reused', 'this Idempotency-Key was used for a different request; use a fresh key for a new request');
+      throw new ApiError('idempotency_key_reused', 'this Idempotency-Key was used for a different request; use a fresh key for a new request');
     case 'in_progress':
-      throw new ApiError(409, 'request_in_progress', 'a request with this Idempotency-Key is still being processed; retry shortly', { headers: { 'Retry-After': '1' } });
+      throw new ApiError('request_in_progress', 'a request with this Idempotency-Key is still being processed; retry shortly', { headers: { 'Retry-After': '1' } });
     case 'insufficient':
-      throw new ApiError(402, 'insufficient_credits', `this request needs ${count} credits, the balance is ${r.balance}`, { details: { balance: r.balance, needed: count } });
+      throw new ApiError('insufficient_credits', `this request needs ${count} credits, the balance is ${r.balance}`, { details: { balance: r.balance, needed: count } });
     case 'quota':
-      throw new ApiError(403, 'abuse_token_quota_exhausted', purpose === 'permanent' ? 'the permanent abuse token of this account was already issued' : `the transient abuse tokens of epoch ${key.meta.epoch} are used up (${r.used} of ${r.limit})`, {
+      throw new ApiError('abuse_token_quota_exhausted', purpose === 'permanent' ? 'the permanent abuse token of this account was already issued' : `the transient abuse tokens of epoch ${key.meta.epoch} are used up (${r.used} of ${r.limit})`, {
         details: { purpose, used: r.used, limit: r.limit, ...(key.meta.epoch ? { epoch: key.meta.epoch } : {}) },
       });
     case 'unpaid':
       throw new ApiError(
-        402,
         'purchase_required',
         `${purpose} abuse tokens are issued only to accounts with a paid purchase${d.settings.abuseRequires === 'purchase_or_grant' ? ' or an admin grant' : ''}, so that a new pseudonym costs a purchase; buy a credit pack (POST /v1/purchases), then retry this request once the payment is credited`,
         { details: { purpose } },
@@ -102,7 +101,7 @@ export async function issueTokens(d: IssuanceDeps, accountId: string, shape: Iss
   }
   if (failed === count) {
     await d.store.abortIssuance(accountId, { requestId, now: d.now() });
-    throw new ApiError(503, 'signing_failed', 'the token could not be signed; nothing was debited, retry shortly', { headers: { 'Retry-After': '1' } });
+    throw new ApiError('signing_failed', 'the token could not be signed; nothing was debited, retry shortly', { headers: { 'Retry-After': '1' } });
   }
   const responses: (TokenResponse | null)[] = results.map((x) => (x instanceof Uint8Array ? { blindSig: x } : null));
   const out = shape === 'single' ? encodeTokenResponse(responses[0]!) : encodeBatchTokenResponse(responses);
@@ -110,7 +109,7 @@ export async function issueTokens(d: IssuanceDeps, accountId: string, shape: Iss
   if (done === 'aborted') {
     // This pod took so long that the sweeper presumed it dead and gave the debit back: the signatures must not go out unpaid.
     d.logger.warn({ purpose, count }, 'issuance finished after its reservation was given back; answer withheld');
-    throw new ApiError(503, 'request_expired', 'the request took too long and was cancelled; nothing was debited; retry with the same Idempotency-Key', { headers: { 'Retry-After': '1' } });
+    throw new ApiError('request_expired', 'the request took too long and was cancelled; nothing was debited; retry with the same Idempotency-Key', { headers: { 'Retry-After': '1' } });
   }
   d.tokensIssued.inc({ purpose }, count - failed);
   return { contentType: responseMediaType(shape), body: out, replayed: false };

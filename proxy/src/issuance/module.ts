@@ -1,5 +1,5 @@
 /**
- * The identity side as a RoleModule ("issuance"): accounts, purchases, Stripe
+ * The issuance side as a RoleModule ("issuance"): accounts, purchases, Stripe
  * webhook, admin grants and token issuance. Loaded (dynamically, by stack.ts)
  * only when the role is enabled, so a redemption-only process never loads
  * account code. Owns the SignerPool and keeps it in step with the KeyManager.
@@ -15,17 +15,17 @@ import type { AppDeps, RoleModule } from '../appTypes.js';
 import { purchaseRoutes } from '../billing/purchaseRoutes.js';
 import { webhookRoutes } from '../billing/webhookRoutes.js';
 import type { ProxyConfig } from '../config.js';
-import type { IdentityContext } from '../identityContext.js';
+import type { IssuanceContext } from '../issuanceContext.js';
 import type { KeyManager } from '../keys/keyManager.js';
 import { counter } from '../metrics.js';
-import type { IdentityStore } from '../store/identityStore.js';
+import type { IssuanceStore } from '../store/issuanceStore.js';
 import { issuanceRoutes } from './issuanceRoutes.js';
 import { ReservationSweeper } from './reservationSweeper.js';
 import type { BatchSigner } from './signer.js';
 
 export interface IssuanceModuleOptions {
   config: ProxyConfig;
-  store: IdentityStore;
+  store: IssuanceStore;
   keys: KeyManager;
   stripe: Stripe | undefined;
   /** Server secret of the account-key hash. */
@@ -52,7 +52,7 @@ export async function createIssuanceModule(deps: AppDeps, o: IssuanceModuleOptio
     signerHasKeys = true;
   });
 
-  const ctx: IdentityContext = {
+  const ctx: IssuanceContext = {
     config: o.config,
     store: o.store,
     auth: createAuthenticator({

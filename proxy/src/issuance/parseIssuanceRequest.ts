@@ -30,7 +30,7 @@ export interface ParsedIssuance {
 export function shapeOfMediaType(mediaType: string): IssuanceShape {
   if (mediaType === MEDIA_TYPE_TOKEN_REQUEST) return 'single';
   if (mediaType === MEDIA_TYPE_BATCH_REQUEST) return 'batch';
-  throw new ApiError(415, 'unsupported_media_type', `send Content-Type: ${MEDIA_TYPE_TOKEN_REQUEST} or ${MEDIA_TYPE_BATCH_REQUEST}`);
+  throw new ApiError('unsupported_media_type', `send Content-Type: ${MEDIA_TYPE_TOKEN_REQUEST} or ${MEDIA_TYPE_BATCH_REQUEST}`);
 }
 
 export function responseMediaType(shape: IssuanceShape): string {
@@ -50,12 +50,12 @@ export function parseIssuanceBody(shape: IssuanceShape, body: Uint8Array, maxBat
   try {
     requests = shape === 'single' ? [decodeTokenRequest(body)] : decodeBatchTokenRequest(body, maxBatch);
   } catch (e) {
-    if (isProtocolError(e)) throw new ApiError(422, 'malformed_request', e.message, { details: { reason: e.code } });
+    if (isProtocolError(e)) throw new ApiError('malformed_request', e.message, { details: { reason: e.code } });
     throw e;
   }
   const truncatedId = requests[0]!.truncatedTokenKeyId;
   if (requests.some((r) => r.truncatedTokenKeyId !== truncatedId)) {
-    throw new ApiError(422, 'mixed_keys', 'all token requests of one batch must use the same key (send one batch per key)');
+    throw new ApiError('mixed_keys', 'all token requests of one batch must use the same key (send one batch per key)');
   }
   return { shape, requests, truncatedId };
 }
@@ -63,7 +63,7 @@ export function parseIssuanceBody(shape: IssuanceShape, body: Uint8Array, maxBat
 export function selectIssuingKey(keyring: Keyring, truncatedId: number, now: number, graceMs = 0): KeyEntry {
   const key = keyring.issuing(truncatedId, now, undefined, graceMs);
   if (!key) {
-    throw new ApiError(422, 'unknown_key', `no key with truncated id ${truncatedId} issues tokens now; fetch the issuer directory for the current keys`);
+    throw new ApiError('unknown_key', `no key with truncated id ${truncatedId} issues tokens now; fetch the issuer directory for the current keys`);
   }
   return key;
 }
@@ -87,7 +87,7 @@ export function checkBlindedMessages(key: KeyEntry, requests: readonly TokenRequ
     let cmp = 0;
     for (let j = 0; j < m.length && cmp === 0; j++) cmp = m[j]! - n[j]!;
     if (m.length !== n.length || cmp >= 0) {
-      throw new ApiError(422, 'malformed_request', `token request ${i}: blinded_msg is not smaller than the key's modulus`, { details: { reason: 'message_out_of_range' } });
+      throw new ApiError('malformed_request', `token request ${i}: blinded_msg is not smaller than the key's modulus`, { details: { reason: 'message_out_of_range' } });
     }
   });
 }

@@ -7,10 +7,10 @@
  */
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import type { IdentityStore, SweptReservation } from '../store/identityStore.js';
+import type { IssuanceStore, SweptReservation } from '../store/issuanceStore.js';
 
 export interface SweeperOptions {
-  store: IdentityStore;
+  store: IssuanceStore;
   now: () => number;
   logger: Logger;
   /** Pending this long after the last attempt = abandoned. */

@@ -7,7 +7,7 @@ import { adminTokenMatches, bearerToken } from '../http/adminToken.js';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { readBody } from './bodyReader.js';
-import type { RedemptionRuntime } from './chatCompletions.js';
+import type { RedemptionRuntime } from './runtime.js';
 import { ABUSE_HEADER } from './credentials.js';
 import { RedemptionError } from './errors.js';
 import { fromBase64Url, isProtocolError, verifyToken } from '@llmtor/protocol';
@@ -15,17 +15,17 @@ import { pseudonymPart } from './tokenHashes.js';
 import type { BlacklistKind } from './store.js';
 
 function sendError(ctx: Context, e: unknown): void {
-  const err = e instanceof RedemptionError ? e : new RedemptionError(503, 'store_unavailable', 'the pseudonym store is unreachable; retry later');
+  const err = e instanceof RedemptionError ? e : new RedemptionError('store_unavailable', 'the pseudonym store is unreachable; retry later');
   ctx.status = err.status;
   for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
   ctx.body = err.toBody();
 }
 
 function requireAdmin(ctx: Context, token: string | undefined): void {
-  if (!token) throw new RedemptionError(404, 'not_found', 'the pseudonym admin API is not enabled (set adminToken)');
+  if (!token) throw new RedemptionError('not_found', 'the pseudonym admin API is not enabled (set adminToken)');
   const presented = bearerToken(ctx.get('authorization'));
   if (!presented || !adminTokenMatches(presented, token)) {
-    throw new RedemptionError(401, 'unauthorized', 'admin API needs Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } });
+    throw new RedemptionError('unauthorized', 'admin API needs Authorization: Bearer <admin token>', { headers: { 'www-authenticate': 'Bearer' } });
   }
 }
 
@@ -36,7 +36,7 @@ const addSchema = z.object({ ttlSeconds: z.number().int().positive().max(10 * 36
 function pseudonymPath(ctx: Context): { kind: BlacklistKind; pseudonym: string } {
   const kind = kindSchema.safeParse(ctx.params.kind);
   const p = pseudonymSchema.safeParse(ctx.params.pseudonym);
-  if (!kind.success || !p.success) throw new RedemptionError(400, 'invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
+  if (!kind.success || !p.success) throw new RedemptionError('invalid_request', 'path is /admin/pseudonyms/blacklist/{permanent|transient}/{64 hex digits}');
   return { kind: kind.data, pseudonym: p.data };
 }
 
@@ -64,17 +64,17 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
     wrap(async (ctx) => {
       requireAdmin(ctx, rt.config.adminToken);
       const { kind, pseudonym } = pseudonymPath(ctx);
-      const raw = await readBody(ctx.req, 4096, () => new RedemptionError(413, 'request_too_large', 'body too large'));
+      const raw = await readBody(ctx.req, 4096, () => new RedemptionError('request_too_large', 'body too large'));
       let body: unknown = {};
       if (raw.length > 0) {
         try {
           body = JSON.parse(raw.toString('utf8'));
         } catch {
-          throw new RedemptionError(400, 'invalid_json', 'body is not valid JSON');
+          throw new RedemptionError('invalid_json', 'body is not valid JSON');
         }
       }
       const b = addSchema.safeParse(body);
-      if (!b.success) throw new RedemptionError(400, 'invalid_request', 'body is { "ttlSeconds"?: positive integer }');
+      if (!b.success) throw new RedemptionError('invalid_request', 'body is { "ttlSeconds"?: positive integer }');
       const entry = { kind, pseudonym, ...(b.data.ttlSeconds ? { expiresAt: rt.deps.now() + b.data.ttlSeconds * 1000 } : {}) };
       await rt.store.blacklistAdd(entry);
       ctx.status = 200;
@@ -88,7 +88,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
       requireAdmin(ctx, rt.config.adminToken);
       const { kind, pseudonym } = pseudonymPath(ctx);
       const removed = await rt.store.blacklistRemove(kind, pseudonym);
-      if (!removed) throw new RedemptionError(404, 'not_found', 'that pseudonym is not blacklisted');
+      if (!removed) throw new RedemptionError('not_found', 'that pseudonym is not blacklisted');
       ctx.status = 204;
     }),
   );
@@ -107,7 +107,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
     '/v1/abuse/revoke',
     wrap(async (ctx) => {
       const m = /^\s*transient\s*=\s*([A-Za-z0-9_-]+)\s*$/.exec(ctx.get(ABUSE_HEADER));
-      if (!m) throw new RedemptionError(400, 'invalid_abuse_tokens', 'send the transient token to revoke as LLMTor-Abuse: transient=<base64url>');
+      if (!m) throw new RedemptionError('invalid_abuse_tokens', 'send the transient token to revoke as LLMTor-Abuse: transient=<base64url>');
       const now = rt.deps.now();
       const keyring = rt.deps.keyring();
       let end = 0;
@@ -125,7 +125,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
         );
         await rt.store.blacklistAdd({ kind: 'transient', pseudonym: pseudonymPart('transient', bytes), expiresAt: end });
       } catch (e) {
-        if (isProtocolError(e)) throw new RedemptionError(401, 'invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now', { headers: { 'www-authenticate': rt.challenge.wwwAuthenticate(keyring, now) } });
+        if (isProtocolError(e)) throw new RedemptionError('invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now', { headers: { 'www-authenticate': rt.challenge.wwwAuthenticate(keyring, now) } });
         throw e;
       }
       ctx.status = 200;

@@ -17,7 +17,7 @@ export async function readBody(req: IncomingMessage, limit: number, tooLarge: ()
   } catch (e) {
     if (e instanceof RedemptionError) throw e;
     // The stream failed: the client closed the connection mid-body. Not a server error.
-    throw new RedemptionError(400, 'client_closed_request', 'the connection closed before the request body was complete; nothing was spent');
+    throw new RedemptionError('client_closed_request', 'the connection closed before the request body was complete; nothing was spent');
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }

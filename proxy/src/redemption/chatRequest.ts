@@ -88,7 +88,7 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 const MAX_DEPTH = 64;
 
 function checkDepth(v: unknown, depth: number): void {
-  if (depth > MAX_DEPTH) throw new RedemptionError(400, 'invalid_request', `request JSON is nested deeper than ${MAX_DEPTH} levels`);
+  if (depth > MAX_DEPTH) throw new RedemptionError('invalid_request', `request JSON is nested deeper than ${MAX_DEPTH} levels`);
   if (v === null || typeof v !== 'object') return;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) checkDepth(v[i], depth + 1);
@@ -103,7 +103,7 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   try {
     doc = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new RedemptionError(400, 'invalid_json', 'request body is not valid JSON');
+    throw new RedemptionError('invalid_json', 'request body is not valid JSON');
   }
   checkDepth(doc, 0);
   // The common shapes without zod (same output, property-tested); anything else, and every error, through zod.
@@ -113,7 +113,7 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   if (!r.success) {
     // Paths and zod's messages name fields and expectations, never values.
     const first = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
-    throw new RedemptionError(400, 'invalid_request', `request body does not match the chat-completions schema: ${first.join('; ')}`);
+    throw new RedemptionError('invalid_request', `request body does not match the chat-completions schema: ${first.join('; ')}`);
   }
   return r.data;
 }

@@ -16,7 +16,7 @@ import {
   type KeyPurpose,
   type Keyring,
 } from '@llmtor/protocol';
-import { RedemptionError } from './errors.js';
+import { NO_RETRY, RedemptionError } from './errors.js';
 import { pseudonymPart, sha256Hex, spentId } from './tokenHashes.js';
 
 export const ABUSE_HEADER = 'llmtor-abuse';
@@ -64,13 +64,13 @@ export class ChallengeContext {
  */
 export function parseCreditTokens(header: string | readonly string[] | undefined, maxTokens: number): Uint8Array[] {
   if (Array.isArray(header) && header.length > 1) {
-    throw new RedemptionError(400, 'invalid_request', 'send one Authorization field: k tokens go in one credential, PrivateToken token="<t1>", additional-tokens="<t2>,…"');
+    throw new RedemptionError('invalid_request', 'send one Authorization field: k tokens go in one credential, PrivateToken token="<t1>", additional-tokens="<t2>,…"');
   }
   const value = typeof header === 'string' ? header : header?.[0];
   try {
     return parseAuthorization(value || undefined, maxTokens);
   } catch (e) {
-    throw new RedemptionError(401, 'invalid_token', isProtocolError(e) ? `Authorization: ${e.message}` : 'Authorization header is malformed');
+    throw new RedemptionError('invalid_token', isProtocolError(e) ? `Authorization: ${e.message}` : 'Authorization header is malformed');
   }
 }
 
@@ -96,7 +96,7 @@ function verifyOne(bytes: Uint8Array, keyring: Keyring, now: number, digest: Uin
       wrong_token_type: 'is not token type 0x0002',
       wrong_length: 'has the wrong length (a type 0x0002 token is 354 bytes)',
     };
-    throw new RedemptionError(401, 'invalid_token', `${what} ${hint[reason] ?? 'is malformed'}`, { extra: { reason } });
+    throw new RedemptionError('invalid_token', `${what} ${hint[reason] ?? 'is malformed'}`, { extra: { reason } });
   }
   return { redemptionEnd: end };
 }
@@ -106,7 +106,7 @@ export function verifyCreditTokens(tokens: readonly Uint8Array[], keyring: Keyri
   return tokens.map((bytes, i) => {
     const { redemptionEnd } = verifyOne(bytes, keyring, now, digest, 'credit', `credit token #${i + 1}`);
     const id = spentId(bytes);
-    if (seen.has(id)) throw new RedemptionError(400, 'duplicate_token', `credit token #${i + 1} appears twice in this request`);
+    if (seen.has(id)) throw new RedemptionError('duplicate_token', `credit token #${i + 1} appears twice in this request`);
     seen.add(id);
     return { bytes, spentId: id, redemptionEnd };
   });
@@ -119,12 +119,12 @@ export function verifyCreditTokens(tokens: readonly Uint8Array[], keyring: Keyri
  */
 export function parseAbuseHeader(value: string | undefined): { permanent: Uint8Array; transient: Uint8Array } | undefined {
   if (value === undefined || value.trim() === '') return undefined;
-  if (value.length > 2048) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse header is too long');
+  if (value.length > 2048) throw new RedemptionError('invalid_abuse_tokens', 'LLMTor-Abuse header is too long');
   let params: Map<string, string>;
   try {
     params = parseAuthParamList(value);
   } catch (e) {
-    throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"${isProtocolError(e) ? ` (${e.message})` : ''}`);
+    throw new RedemptionError('invalid_abuse_tokens', `LLMTor-Abuse must be "permanent=<base64url>, transient=<base64url>"${isProtocolError(e) ? ` (${e.message})` : ''}`);
   }
   const out: { permanent?: Uint8Array; transient?: Uint8Array } = {};
   for (const kind of ['permanent', 'transient'] as const) {
@@ -133,10 +133,10 @@ export function parseAbuseHeader(value: string | undefined): { permanent: Uint8A
     try {
       out[kind] = fromBase64Url(v, kind);
     } catch {
-      throw new RedemptionError(400, 'invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical base64url`);
+      throw new RedemptionError('invalid_abuse_tokens', `LLMTor-Abuse ${kind} token is not canonical base64url`);
     }
   }
-  if (!out.permanent || !out.transient) throw new RedemptionError(400, 'invalid_abuse_tokens', 'LLMTor-Abuse needs both permanent= and transient=');
+  if (!out.permanent || !out.transient) throw new RedemptionError('invalid_abuse_tokens', 'LLMTor-Abuse needs both permanent= and transient=');
   return { permanent: out.permanent, transient: out.transient };
 }
 
@@ -227,4 +227,54 @@ export function verifyAbuseTokens(
   const p = cache.verify('permanent', tokens.permanent, keyring, now, digest);
   const t = cache.verify('transient', tokens.transient, keyring, now, digest);
   return { permanent: p.hash, transient: t.hash, transientRedemptionEnd: t.redemptionEnd };
+}
+
+/** What a request presents, parsed from its two headers (before the body is read: the count sets the body limit). */
+export interface PresentedCredentials {
+  tokens: Uint8Array[];
+  abuse?: AbuseHeader;
+}
+
+/** The credentials a request proved: its credit tokens (with spent ids) and, with abuse tokens, its pseudonym. */
+export interface VerifiedCredentials {
+  tokens: VerifiedToken[];
+  pseudonym?: Pseudonym;
+}
+
+/** Parses Authorization and LLMTor-Abuse once per request; errors as `parseCreditTokens` and `AbuseTokenCache.parseHeader`. */
+export function readCredentials(authorization: string | readonly string[] | undefined, abuseHeader: string | undefined, maxTokens: number, cache: AbuseTokenCache): PresentedCredentials {
+  const tokens = parseCreditTokens(authorization, maxTokens);
+  const abuse = cache.parseHeader(abuseHeader);
+  return abuse ? { tokens, abuse } : { tokens };
+}
+
+/** What verifying a request's credentials needs besides the credentials. */
+export interface VerifyOptions {
+  keyring: Keyring;
+  now: number;
+  challenge: ChallengeContext;
+  abuseCache: AbuseTokenCache;
+  /** Refuse a request without abuse tokens (config `abuseTokens: required`). */
+  abuseRequired: boolean;
+}
+
+/**
+ * Verifies the credit tokens, then the abuse tokens (credit-token errors first). A credit token
+ * that does not verify is a 401 with the challenge and no retry: the same tokens fail again.
+ */
+export function verifyCredentials(presented: PresentedCredentials, o: VerifyOptions): VerifiedCredentials {
+  let tokens: VerifiedToken[];
+  try {
+    tokens = verifyCreditTokens(presented.tokens, o.keyring, o.now, o.challenge.digest);
+  } catch (e) {
+    if (e instanceof RedemptionError && e.status === 401) {
+      throw new RedemptionError(e.code, e.message, { headers: { 'www-authenticate': o.challenge.wwwAuthenticate(o.keyring, o.now), ...NO_RETRY }, extra: e.extra });
+    }
+    throw e;
+  }
+  if (presented.abuse) return { tokens, pseudonym: o.abuseCache.verifyHeader(presented.abuse, o.keyring, o.now, o.challenge.digest) };
+  if (o.abuseRequired) {
+    throw new RedemptionError('abuse_tokens_required', 'every request carries the two abuse tokens: LLMTor-Abuse: permanent=<base64url>, transient=<base64url>', { headers: NO_RETRY });
+  }
+  return { tokens };
 }

@@ -1,13 +1,17 @@
-import { ApiError } from '../http/apiError.js';
+import type { ApiErrorCode } from '@llmtor/protocol';
+import { ApiError, type ApiErrorOptions } from '../http/apiError.js';
+
+/** Header for answers a client must not retry unchanged (the OpenAI SDKs honour it). */
+export const NO_RETRY: Readonly<Record<string, string>> = { 'x-should-retry': 'false' };
 
 /**
  * The one error type of the redemption path: an HTTP status, a stable code and
  * an actionable message. Messages never echo request content (a JSON parse
  * error from V8 quotes the input, so those are never passed through).
  */
-export class RedemptionError extends ApiError {
-  constructor(status: number, code: string, message: string, opts: { headers?: Record<string, string>; extra?: Record<string, unknown> } = {}) {
-    super(status, code, message, { headers: opts.headers ?? {}, details: opts.extra ?? {} });
+export class RedemptionError<C extends ApiErrorCode = ApiErrorCode> extends ApiError<C> {
+  constructor(code: C, message: string, opts: Omit<ApiErrorOptions<C>, 'details'> & { extra?: Record<string, unknown> } = {}) {
+    super(code, message, { ...(opts.status !== undefined ? { status: opts.status } : {}), headers: opts.headers ?? {}, details: opts.extra ?? {} });
     this.name = 'RedemptionError';
   }
 

@@ -3,6 +3,7 @@
  * name from configuration, failure kind, stream yes/no): nothing from a
  * request — no model string as sent, no pseudonym, no token — ever becomes a label.
  */
+import type { ApiErrorCode } from '@llmtor/protocol';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 export const OUTCOMES = [
@@ -24,6 +25,60 @@ export const OUTCOMES = [
   'internal_error',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
+
+/** The outcome of a request answered with an error code (every code decided here: a new one does not compile until it is). */
+export const OUTCOME_OF: Readonly<Record<ApiErrorCode, Outcome>> = {
+  not_found: 'bad_request',
+  method_not_allowed: 'bad_request',
+  not_implemented: 'bad_request',
+  bad_request: 'bad_request',
+  internal_error: 'internal_error',
+  store_unavailable: 'store_unavailable',
+  rate_limited: 'rate_limited',
+  request_in_progress: 'in_progress',
+  client_closed_request: 'client_gone',
+  unsupported_media_type: 'bad_request',
+  body_too_large: 'bad_request',
+  malformed_json: 'bad_request',
+  invalid_request: 'bad_request',
+  invalid_account_key: 'bad_request',
+  unknown_account: 'bad_request',
+  invalid_admin_token: 'bad_request',
+  insufficient_credits: 'bad_request',
+  purchase_required: 'bad_request',
+  abuse_token_quota_exhausted: 'bad_request',
+  invalid_idempotency_key: 'bad_request',
+  idempotency_key_reused: 'bad_request',
+  request_expired: 'bad_request',
+  signing_failed: 'bad_request',
+  malformed_request: 'bad_request',
+  mixed_keys: 'bad_request',
+  unknown_key: 'bad_request',
+  unknown_pack: 'bad_request',
+  payments_not_configured: 'bad_request',
+  payment_provider_error: 'bad_request',
+  payment_not_yet_credited: 'bad_request',
+  missing_signature: 'bad_request',
+  invalid_signature: 'bad_request',
+  credits_required: 'needs_tokens',
+  too_many_tokens: 'bad_request',
+  request_too_large: 'bad_request',
+  invalid_json: 'bad_request',
+  model_not_found: 'bad_request',
+  invalid_token: 'invalid_token',
+  duplicate_token: 'bad_request',
+  abuse_tokens_required: 'invalid_token',
+  invalid_abuse_tokens: 'invalid_token',
+  pseudonym_blocked: 'blacklisted',
+  token_spent: 'conflict',
+  content_blocked: 'bad_request',
+  moderation_unavailable: 'moderation_unavailable',
+  upstream_failed: 'upstream_failed',
+  upstream_timeout: 'upstream_failed',
+  upstream_busy: 'upstream_failed',
+  upstream_rejected: 'upstream_rejected',
+  unauthorized: 'bad_request',
+};
 
 function counter(reg: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
   const existing = reg.getSingleMetric(name);

@@ -13,11 +13,13 @@ import { createModerator } from '../moderation/index.js';
 import { HttpUpstream } from '../upstream/httpUpstream.js';
 import { LocalStandInUpstream } from '../upstream/localStandInUpstream.js';
 import { mountAdminRoutes } from './adminRoutes.js';
-import { handleChatCompletion, type RedemptionRuntime, type ResolvedModel } from './chatCompletions.js';
+import { chatCompletion } from './chatCompletions.js';
+import type { RedemptionRuntime, ResolvedModel } from './runtime.js';
 import { redemptionConfigSchema, type RedemptionConfig } from './config.js';
 import { AbuseTokenCache, ChallengeContext } from './credentials.js';
 import { MemoryRedemptionStore } from './memoryStore.js';
 import { RedemptionMetrics } from './metrics.js';
+import { redemptionErrors, redemptionMetrics } from './middleware.js';
 import { modelList } from './modelsRoute.js';
 import { RedisRedemptionStore } from './redisStore.js';
 
@@ -74,7 +76,7 @@ export async function createRedemptionModule(deps: AppDeps, config: RedemptionCo
     ctx.set('cache-control', 'public, max-age=300');
     ctx.body = list;
   });
-  router.post('/v1/chat/completions', (ctx) => handleChatCompletion(ctx, rt));
+  router.post('/v1/chat/completions', redemptionMetrics(rt.metrics), redemptionErrors(rt), chatCompletion(rt));
   mountAdminRoutes(router, rt);
 
   logger.info({ models: cfg.models.map((m) => m.id), providers: Object.keys(cfg.providers), moderation: cfg.moderation.provider, store: deps.redis ? 'redis' : 'memory' }, 'redemption: ready');

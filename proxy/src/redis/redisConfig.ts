@@ -90,7 +90,7 @@ export type RedisTargetInput = z.input<typeof redisTargetSchema>;
 
 export const redisSectionSchema = z
   .object({
-    /** Account data (identity side). No server = in-process store (single process, not durable). */
+    /** Account data (issuance side). No server = in-process store (single process, not durable). */
     issuance: redisTargetSchema.default({}),
     /** Spent tokens (anonymous side); a separate server keeps redemption pods away from account data. */
     redemption: redisTargetSchema.default({}),

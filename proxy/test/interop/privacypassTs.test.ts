@@ -9,8 +9,8 @@ import { webcrypto } from 'node:crypto';
 import { AuthorizationHeader, genericBatched, publicVerif, Token, TokenChallenge, TOKEN_TYPES, WWWAuthenticateHeader } from '@cloudflare/privacypass-ts';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
 import { fromBase64Url, MEDIA_TYPE_BATCH_REQUEST, MEDIA_TYPE_BATCH_RESPONSE, MEDIA_TYPE_TOKEN_REQUEST, MEDIA_TYPE_TOKEN_RESPONSE, toHex, verifyToken } from '@llmtor/protocol';
-import { adminGrant, createAccount, fetchDirectory } from '../../src/dev/identityClient.js';
-import { ADMIN_TOKEN, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { adminGrant, createAccount, fetchDirectory } from '../../src/dev/issuanceClient.js';
+import { ADMIN_TOKEN, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 import { LocalStandInUpstream } from '../support/upstreamStandIn.js';
 import { chat, startTestApp } from '../redemption/support/testApp.js';
 import { Mint } from '../redemption/support/tokens.js';
@@ -31,7 +31,7 @@ describe('interop: @cloudflare/privacypass-ts client against the proxy (real red
 
   before(async () => {
     redis = await startRedis();
-    proxy = await startIdentityProxy({ redisUrl: redis.url });
+    proxy = await startIssuanceProxy({ redisUrl: redis.url });
     accountKey = await createAccount(proxy.url);
     await adminGrant(proxy.url, ADMIN_TOKEN, accountKey, 10);
     const dir = await fetchDirectory(proxy.url);

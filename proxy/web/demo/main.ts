@@ -116,7 +116,7 @@ function sectionFor(step: Step, i: number): HTMLElement {
     h(
       'div',
       { class: 'panels' },
-      h('div', { class: 'panel issuer' }, h('h3', {}, 'What the issuer saw'), h('p', { class: 'who' }, 'identity side: knows the account'), h('div', { class: 'pbody' }, nothing('—'))),
+      h('div', { class: 'panel issuer' }, h('h3', {}, 'What the issuer saw'), h('p', { class: 'who' }, 'issuance side: knows the account'), h('div', { class: 'pbody' }, nothing('—'))),
       h('div', { class: 'panel redeemer' }, h('h3', {}, 'What the redeemer saw'), h('p', { class: 'who' }, 'anonymous side: sees tokens and prompts'), h('div', { class: 'pbody' }, nothing('—'))),
     ),
     h('div', { class: 'detail' }),
@@ -553,7 +553,7 @@ app.replaceChildren(
     {},
     h('h1', {}, 'LLM-Tor ', h('span', { class: 'sub' }, 'interactive protocol demo')),
     h('p', { class: 'intro' }, 'Follow tokens from purchase to redemption. The client side runs in this browser tab: it blinds, unblinds and verifies the tokens itself, and talks only to this server — the issuer (which knows your account) and the redeemer (which sees your prompts). At each step, compare what the two sides saw: nothing in one lets them find you in the other.'),
-    h('div', { class: 'legend' }, h('span', { class: 'chip issuer' }, 'issuer: identity side'), h('span', { class: 'chip redeemer' }, 'redeemer: anonymous side'), h('span', { class: 'chip tab' }, 'this tab: the only place both meet')),
+    h('div', { class: 'legend' }, h('span', { class: 'chip issuer' }, 'issuer: issuance side'), h('span', { class: 'chip redeemer' }, 'redeemer: anonymous side'), h('span', { class: 'chip tab' }, 'this tab: the only place both meet')),
   ),
   h('div', { class: 'bar' }, h('div', { class: 'controls' }, nextBtn, allBtn), status),
   ...STEPS.map(sectionFor),

@@ -1,4 +1,8 @@
-/** Errors from the LLM-Tor servers, carrying the `{ "error": { "code", "message" } }` body. */
+/**
+ * Errors from the LLM-Tor servers, carrying the `{ "error": { "code", "message" } }` body. The
+ * codes and what they mean for the tokens come from the table the server uses (`API_ERRORS`).
+ */
+import { API_ERRORS, isApiErrorCode, type ApiErrorCode, type TokenFate } from '@llmtor/protocol';
 import { readAll } from './torTransport.js';
 import type { HttpResponse } from './transport.js';
 
@@ -13,7 +17,21 @@ export class ServerError extends Error {
     super(message);
     this.name = 'ServerError';
   }
+
+  /** The code if it is one of the server's table (not an `http_NNN`, `bad_response` or client-side code). */
+  get known(): ApiErrorCode | undefined {
+    return isApiErrorCode(this.code) ? this.code : undefined;
+  }
 }
+
+function codesWhere(fate: TokenFate): string[] {
+  return (Object.keys(API_ERRORS) as ApiErrorCode[]).filter((c) => API_ERRORS[c].tokens === fate);
+}
+
+/** Server answers after which the presented tokens were certainly not spent. */
+export const NOT_SPENT: ReadonlySet<string> = new Set(codesWhere('unspent'));
+/** Answers after which the same request (same tokens, same bytes) should be sent again; `stream_cut` is this client's own (an answer cut off). */
+export const RETRY_SAME: ReadonlySet<string> = new Set([...codesWhere('retry'), 'stream_cut']);
 
 /** Reads an error response into a ServerError (the body is bounded and never logged). */
 export async function serverError(res: HttpResponse, what: string): Promise<ServerError> {

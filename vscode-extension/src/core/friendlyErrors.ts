@@ -3,6 +3,7 @@
  * and the next step (an action the UI offers as a button). Pure: no vscode import, so it is
  * unit-tested and shared by the chat view and notifications.
  */
+import type { ApiErrorCode } from '@llmtor/protocol';
 import { ServerError } from './apiErrors.js';
 import { TorTransportError } from './torTransport.js';
 
@@ -51,15 +52,107 @@ export function friendlyError(e: unknown): FriendlyError {
   return { text: message };
 }
 
+/** What the chat view says about a server error code; `by_status` leaves it to the HTTP status (as for codes it does not know). */
+type Advice = 'buy_credits' | 'sign_in' | 'slow_down' | 'tokens_refused' | 'provider_failed' | 'rejected' | 'server_error' | 'as_is' | 'by_status';
+
+/**
+ * Every code of the server's table, decided: a code added there does not compile until it is
+ * placed here. `by_status` for codes this client is never sent (admin, webhook) or whose
+ * status says more than the code (`upstream_rejected` passes on the provider's).
+ */
+const ADVICE: Readonly<Record<ApiErrorCode, Advice>> = {
+  not_found: 'as_is',
+  method_not_allowed: 'as_is',
+  not_implemented: 'server_error',
+  bad_request: 'by_status',
+  internal_error: 'server_error',
+  store_unavailable: 'provider_failed',
+  rate_limited: 'slow_down',
+  request_in_progress: 'as_is',
+  client_closed_request: 'rejected',
+  unsupported_media_type: 'as_is',
+  body_too_large: 'as_is',
+  malformed_json: 'rejected',
+  invalid_request: 'rejected',
+  invalid_account_key: 'sign_in',
+  unknown_account: 'sign_in',
+  invalid_admin_token: 'by_status',
+  insufficient_credits: 'buy_credits',
+  purchase_required: 'buy_credits',
+  abuse_token_quota_exhausted: 'tokens_refused',
+  invalid_idempotency_key: 'rejected',
+  idempotency_key_reused: 'rejected',
+  request_expired: 'provider_failed',
+  signing_failed: 'provider_failed',
+  malformed_request: 'rejected',
+  mixed_keys: 'rejected',
+  unknown_key: 'rejected',
+  unknown_pack: 'rejected',
+  payments_not_configured: 'provider_failed',
+  payment_provider_error: 'provider_failed',
+  payment_not_yet_credited: 'provider_failed',
+  missing_signature: 'by_status',
+  invalid_signature: 'by_status',
+  credits_required: 'tokens_refused',
+  too_many_tokens: 'rejected',
+  request_too_large: 'as_is',
+  invalid_json: 'rejected',
+  model_not_found: 'as_is',
+  invalid_token: 'tokens_refused',
+  duplicate_token: 'rejected',
+  abuse_tokens_required: 'tokens_refused',
+  invalid_abuse_tokens: 'rejected',
+  pseudonym_blocked: 'tokens_refused',
+  token_spent: 'as_is',
+  content_blocked: 'rejected',
+  moderation_unavailable: 'provider_failed',
+  upstream_failed: 'provider_failed',
+  upstream_timeout: 'provider_failed',
+  upstream_busy: 'provider_failed',
+  upstream_rejected: 'by_status',
+  unauthorized: 'by_status',
+};
+
 function serverError(e: ServerError): FriendlyError {
+  // This client's own codes: an answer cut off mid-stream, an error event inside a stream.
+  if (e.code === 'stream_cut') return advise(e, 'stream_cut');
+  if (e.code === 'stream_error') return advise(e, 'provider_failed');
+  const advice = e.known ? ADVICE[e.known] : 'by_status';
+  return advise(e, advice === 'by_status' ? byStatus(e) : advice);
+}
+
+/** For codes this client does not know (another server version, `http_NNN`): guess from the status. */
+function byStatus(e: ServerError): Exclude<Advice, 'by_status'> {
+  if (e.code === 'insufficient' || e.status === 402) return 'buy_credits';
+  if (e.status === 401 && /account/i.test(e.message)) return 'sign_in';
+  if (e.status === 429) return 'slow_down';
+  if (e.status === 401 || e.status === 403) return 'tokens_refused';
+  if (e.status === 502 || e.status === 503 || e.status === 504) return 'provider_failed';
+  if (e.status === 422 || e.status === 400) return 'rejected';
+  if (e.status >= 500) return 'server_error';
+  return 'as_is';
+}
+
+function advise(e: ServerError, advice: Exclude<Advice, 'by_status'> | 'stream_cut'): FriendlyError {
   const detail = e.message.replace(/^[^:]{1,60}: /, '');
-  if (e.code === 'insufficient_credits' || e.code === 'insufficient' || e.status === 402) return { text: 'Your account has no credit left for tokens.', action: { label: 'Buy credits', command: 'llmtor.buyCredits' } };
-  if (e.code === 'unknown_account' || e.code === 'invalid_account_key' || (e.status === 401 && /account/i.test(e.message))) return { text: 'The server does not know this account key. Sign in with the key you were shown.', action: { label: 'Sign in', command: 'llmtor.signIn' } };
-  if (e.status === 429) return { text: `The server asks to slow down (${detail}). Wait a minute, then send again.` };
-  if (e.code === 'stream_cut') return { text: 'The answer was cut off (the Tor connection dropped). Regenerate: the same request gets the same answer without a second charge.' };
-  if (e.status === 401 || e.status === 403) return { text: `The server refused the tokens (${detail}). Get new tokens and send again.`, action: { label: 'Get tokens', command: 'llmtor.getTokens' } };
-  if (e.status === 502 || e.status === 503 || e.status === 504 || e.code === 'stream_error') return { text: `The model provider failed to answer (${detail}). Try again in a moment, or pick another model.` };
-  if (e.status === 422 || e.status === 400) return { text: `The server rejected the request (${detail}).` };
-  if (e.status >= 500) return { text: `The LLM-Tor server had an error (HTTP ${e.status}: ${detail}). Try again later.` };
-  return { text: e.message };
+  switch (advice) {
+    case 'buy_credits':
+      return { text: 'Your account has no credit left for tokens.', action: { label: 'Buy credits', command: 'llmtor.buyCredits' } };
+    case 'sign_in':
+      return { text: 'The server does not know this account key. Sign in with the key you were shown.', action: { label: 'Sign in', command: 'llmtor.signIn' } };
+    case 'slow_down':
+      return { text: `The server asks to slow down (${detail}). Wait a minute, then send again.` };
+    case 'stream_cut':
+      return { text: 'The answer was cut off (the Tor connection dropped). Regenerate: the same request gets the same answer without a second charge.' };
+    case 'tokens_refused':
+      return { text: `The server refused the tokens (${detail}). Get new tokens and send again.`, action: { label: 'Get tokens', command: 'llmtor.getTokens' } };
+    case 'provider_failed':
+      return { text: `The model provider failed to answer (${detail}). Try again in a moment, or pick another model.` };
+    case 'rejected':
+      return { text: `The server rejected the request (${detail}).` };
+    case 'server_error':
+      return { text: `The LLM-Tor server had an error (HTTP ${e.status}: ${detail}). Try again later.` };
+    case 'as_is':
+      return { text: e.message };
+  }
 }

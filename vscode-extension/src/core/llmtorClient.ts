@@ -8,7 +8,7 @@
  *   anonymous (tokens)       → RedemptionApi over Tor only, a fresh circuit per request
  */
 import { challengeDeviation, challengeDigest, fromBase64Url, parseIssuerDirectory, parseWwwAuthenticate, pinnedChallenge, type IssuerDirectory } from '@llmtor/protocol';
-import { ServerError } from './apiErrors.js';
+import { NOT_SPENT, RETRY_SAME, ServerError } from './apiErrors.js';
 import { permanentAction, pickIssuingKey, transientAction, type AbuseTokenAction } from './epoch.js';
 import { checkKeyConsistency, KeyConsistencyError, pinDirectory, type PinDoc } from './keyConsistency.js';
 import { IssuanceApi, normalizeAccountKey, type AccountInfo, type CreditPack } from './issuanceApi.js';
@@ -74,10 +74,6 @@ export interface SendResult extends ChatResult {
   credits: number;
 }
 
-/** Server answers after which the presented tokens were certainly not spent. */
-const NOT_SPENT = new Set(['credits_required', 'too_many_tokens', 'model_not_found', 'request_too_large', 'invalid_request', 'rate_limited', 'pseudonym_blocked', 'store_unavailable', 'upstream_rejected', 'abuse_tokens_required', 'invalid_abuse_tokens']);
-/** Answers after which the same request (same tokens, same bytes) should be sent again. */
-const RETRY_SAME = new Set(['upstream_failed', 'upstream_timeout', 'upstream_busy', 'moderation_unavailable', 'request_in_progress', 'stream_cut']);
 
 export class LlmTorClient {
   readonly issuance: IssuanceApi;

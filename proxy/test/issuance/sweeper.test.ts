@@ -5,20 +5,20 @@ import { encodeTokenRequest, MEDIA_TYPE_TOKEN_REQUEST, TOKEN_TYPE_BLIND_RSA } fr
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { adminGrant, createAccount } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount } from '../../src/dev/issuanceClient.js';
 import { ReservationSweeper } from '../../src/issuance/reservationSweeper.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import type { IdentityStore } from '../../src/store/identityStore.js';
-import { MemoryIdentityStore } from '../../src/store/memoryIdentityStore.js';
-import { RedisIdentityStore } from '../../src/store/redisIdentityStore.js';
-import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, sharedTestKeys, startIdentityProxy } from '../support/identityHarness.js';
+import type { IssuanceStore } from '../../src/store/issuanceStore.js';
+import { MemoryIssuanceStore } from '../../src/store/memoryIssuanceStore.js';
+import { RedisIssuanceStore } from '../../src/store/redisIssuanceStore.js';
+import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, sharedTestKeys, startIssuanceProxy } from '../support/issuanceHarness.js';
 import { controllableSigner } from '../support/testSigner.js';
 
 const DAY = 86_400_000;
 const ABANDONED = 300_000;
 const silent = pino({ level: 'silent' });
 
-async function ledgerOk(store: IdentityStore, account: string, balance: number) {
+async function ledgerOk(store: IssuanceStore, account: string, balance: number) {
   assert.equal(await store.balance(account), balance);
   assert.deepEqual(checkJournal(await store.journal(account), balance).problems, []);
 }
@@ -27,7 +27,7 @@ async function ledgerOk(store: IdentityStore, account: string, balance: number) 
  * Two "pods" (stores on their own connections, each with its own sweeper) and a
  * clock the test moves. For the in-process store both pods share the store.
  */
-function scenario(name: string, makeStores: () => Promise<{ stores: [IdentityStore, IdentityStore]; close(): Promise<void> }>) {
+function scenario(name: string, makeStores: () => Promise<{ stores: [IssuanceStore, IssuanceStore]; close(): Promise<void> }>) {
   it(`${name}: reservations whose pod died are given back exactly once by two pods sweeping at once; the journal stays consistent; a late answer is withheld and a late retry pays afresh`, async () => {
     const { stores, close } = await makeStores();
     try {
@@ -37,9 +37,9 @@ function scenario(name: string, makeStores: () => Promise<{ stores: [IdentitySto
         await stores[0].createAccount(randomBytes(32).toString('hex'), a, clock);
         await stores[0].grant(a, 20, `grant_${a}`, 'test', clock);
       }
-      const reserve = (store: IdentityStore, account: string, requestId: string, count: number, purpose: 'credit' | 'permanent' = 'credit') =>
+      const reserve = (store: IssuanceStore, account: string, requestId: string, count: number, purpose: 'credit' | 'permanent' = 'credit') =>
         store.reserveIssuance(account, { requestId, bodyHash: `h-${requestId}`, purpose, epoch: '', count, quotaLimit: 1, abuseRequires: 'none', now: clock, ttlMs: DAY, takeoverMs: 30_000 });
-      const complete = (store: IdentityStore, account: string, requestId: string) => store.completeIssuance(account, { requestId, response: new Uint8Array([1, 2, 3]), failed: 0, now: clock, ttlMs: DAY });
+      const complete = (store: IssuanceStore, account: string, requestId: string) => store.completeIssuance(account, { requestId, response: new Uint8Array([1, 2, 3]), failed: 0, now: clock, ttlMs: DAY });
 
       // Five requests per account die after the debit (1 + 2 + … + 5 = 15 credits), spread over both pods;
       // one finishes normally; the permanent abuse token's quota is taken and abandoned too.
@@ -97,7 +97,7 @@ function scenario(name: string, makeStores: () => Promise<{ stores: [IdentitySto
   });
 }
 
-describe('identity: abandoned issuance reservations (sweeper)', function () {
+describe('issuance: abandoned issuance reservations (sweeper)', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   before(async () => {
@@ -110,7 +110,7 @@ describe('identity: abandoned issuance reservations (sweeper)', function () {
   scenario('Redis', async () => {
     const conns = [new Redis(redis.url), new Redis(redis.url)];
     const prefix = `t${randomBytes(4).toString('hex')}:`;
-    const stores = conns.map((c) => new RedisIdentityStore(c, prefix)) as [RedisIdentityStore, RedisIdentityStore];
+    const stores = conns.map((c) => new RedisIssuanceStore(c, prefix)) as [RedisIssuanceStore, RedisIssuanceStore];
     return {
       stores,
       close: async () => {
@@ -122,7 +122,7 @@ describe('identity: abandoned issuance reservations (sweeper)', function () {
   });
 
   scenario('in-process store', async () => {
-    const store = new MemoryIdentityStore();
+    const store = new MemoryIssuanceStore();
     return { stores: [store, store], close: async () => {} };
   });
 
@@ -130,7 +130,7 @@ describe('identity: abandoned issuance reservations (sweeper)', function () {
     const keys = await sharedTestKeys();
     const signer = controllableSigner(keys.privateKeys);
     let clock = Date.now();
-    const proxy = await startIdentityProxy({ redisUrl: redis.url, overrides: { now: () => clock, signer } });
+    const proxy = await startIssuanceProxy({ redisUrl: redis.url, overrides: { now: () => clock, signer } });
     try {
       const key = await createAccount(proxy.url);
       await adminGrant(proxy.url, ADMIN_TOKEN, key, 5);
@@ -142,7 +142,7 @@ describe('identity: abandoned issuance reservations (sweeper)', function () {
       let release!: () => void;
       signer.gate = new Promise<void>((r) => (release = r));
       const inFlight = send();
-      const store = proxy.identityStore!;
+      const store = proxy.issuanceStore!;
       for (let i = 0; (await store.balance(account)) !== 4; i++) {
         assert.ok(i < 200, 'the request was not debited');
         await new Promise((r) => setTimeout(r, 10));

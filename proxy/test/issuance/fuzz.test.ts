@@ -1,7 +1,7 @@
 /// <reference types="mocha" />
 /**
  * Bad input never crashes the server and never costs credit: random bodies,
- * media types and headers on every identity endpoint get a 4xx (never a 5xx),
+ * media types and headers on every issuance endpoint get a 4xx (never a 5xx),
  * and the account's balance and journal are unchanged.
  */
 import assert from 'node:assert/strict';
@@ -9,14 +9,14 @@ import fc from 'fast-check';
 import { encodeBatchTokenRequest, encodeTokenRequest, MEDIA_TYPE_BATCH_REQUEST, MEDIA_TYPE_TOKEN_REQUEST, TOKEN_TYPE_BLIND_RSA } from '@llmtor/protocol';
 import Stripe from 'stripe';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { adminGrant, createAccount } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount } from '../../src/dev/issuanceClient.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { accountRef, ADMIN_TOKEN, keyOf, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { accountRef, ADMIN_TOKEN, keyOf, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 
 const PATHS = ['/token-request', '/v1/accounts', '/v1/account', '/v1/purchases', '/v1/admin/grants', '/v1/stripe/webhook'];
 const SECRET = 'whsec_fuzz';
 
-describe('identity: fuzzed requests', function () {
+describe('issuance: fuzzed requests', function () {
   this.timeout(120_000);
   let redis: RedisHandle;
   let proxy: TestProxy;
@@ -25,7 +25,7 @@ describe('identity: fuzzed requests', function () {
 
   before(async () => {
     redis = await startRedis();
-    proxy = await startIdentityProxy({
+    proxy = await startIssuanceProxy({
       redisUrl: redis.url,
       config: { issuance: { maxBatchSize: 20 }, accounts: { authFailuresPerIpPerMinute: 1_000_000, authFailuresGlobalPerMinute: 1_000_000, accountCreationsPerIpPerMinute: 1_000_000 }, stripe: { secretKey: 'sk_test_x', webhookSecret: SECRET, apiBase: 'http://127.0.0.1:9' } },
     });
@@ -39,8 +39,8 @@ describe('identity: fuzzed requests', function () {
   });
 
   async function unchanged() {
-    assert.equal(await proxy.identityStore!.balance(account), 3);
-    assert.deepEqual(checkJournal(await proxy.identityStore!.journal(account), 3).problems, []);
+    assert.equal(await proxy.issuanceStore!.balance(account), 3);
+    assert.deepEqual(checkJournal(await proxy.issuanceStore!.journal(account), 3).problems, []);
   }
 
   it('random bytes, media types and headers on issuance get 4xx and cost nothing', async () => {

@@ -1,11 +1,11 @@
-/** Test harness of the identity side: a proxy on a real Redis (or the in-process store), shared test keys, helpers. */
+/** Test harness of the issuance side: a proxy on a real Redis (or the in-process store), shared test keys, helpers. */
 import { constants, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { decodeTokenResponse, encodeTokenRequest, MEDIA_TYPE_TOKEN_REQUEST, TOKEN_TYPE_BLIND_RSA, type KeyEntry } from '@llmtor/protocol';
 import { loadConfig, type ProxyConfigInput } from '../../src/config.js';
 import { generateEphemeralKeys } from '../../src/keys/ephemeralKeySource.js';
 import type { KeySource, LoadedKeys } from '../../src/keys/keySource.js';
 import { startProxy, type ProxyOverrides, type RunningProxy } from '../../src/stack.js';
-import type { IdentityStore } from '../../src/store/identityStore.js';
+import type { IssuanceStore } from '../../src/store/issuanceStore.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789-abcdefghijklmnop';
 export const PEPPER = 'test-pepper-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -37,7 +37,7 @@ export interface TestProxy extends RunningProxy {
   keys2: { entries: KeyEntry[]; privateKeys: Map<string, KeyObject> };
 }
 
-export async function startIdentityProxy(o: { redisUrl?: string; env?: NodeJS.ProcessEnv; config?: ProxyConfigInput; overrides?: ProxyOverrides } = {}): Promise<TestProxy> {
+export async function startIssuanceProxy(o: { redisUrl?: string; env?: NodeJS.ProcessEnv; config?: ProxyConfigInput; overrides?: ProxyOverrides } = {}): Promise<TestProxy> {
   const keys = await sharedTestKeys();
   const config = loadConfig({
     env: o.env ?? {},
@@ -96,7 +96,7 @@ export async function hammer(entries: KeyEntry[], urls: string[], accountKey: st
  * A paid purchase of `credits` on the account, through the store's own checkout and payment steps
  * (what the Stripe webhook does): abuse tokens need one.
  */
-export async function recordPaidPurchase(store: IdentityStore, accountId: string, credits: number, now = Date.now()): Promise<{ sessionId: string; paymentIntent: string }> {
+export async function recordPaidPurchase(store: IssuanceStore, accountId: string, credits: number, now = Date.now()): Promise<{ sessionId: string; paymentIntent: string }> {
   const sessionId = `cs_test_${randomBytes(8).toString('hex')}`;
   const paymentIntent = `pi_test_${randomBytes(8).toString('hex')}`;
   await store.recordCheckout(accountId, { sessionId, packId: 'small', credits, amount: credits, currency: 'eur', createdAt: now, status: 'pending' });

@@ -8,12 +8,12 @@ import { encodeTokenRequest, keyEntry, keyMetadata, MEDIA_TYPE_TOKEN_REQUEST, TO
 import { generateSigningKey } from '@llmtor/protocol/server';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from '@llmtor/devtools/keyVaultStandIn';
 import type { KeyObject } from 'node:crypto';
-import { adminGrant, createAccount, fetchDirectory } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount, fetchDirectory } from '../../src/dev/issuanceClient.js';
 import { DirectoryKeySource } from '../../src/keys/directoryKeySource.js';
 import { KeyManager } from '../../src/keys/keyManager.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { startProxy, type RunningProxy } from '../../src/stack.js';
-import { ADMIN_TOKEN, blindSignatureValid, PEPPER, randomBlindedMsg, sharedTestKeys } from '../support/identityHarness.js';
+import { ADMIN_TOKEN, blindSignatureValid, PEPPER, randomBlindedMsg, sharedTestKeys } from '../support/issuanceHarness.js';
 import { localKek, tempDir, writeKeyFile } from '../support/keyFiles.js';
 
 const DAY = 86_400_000;
@@ -32,7 +32,7 @@ async function until(what: string, f: () => Promise<boolean>, ms = 5_000): Promi
   }
 }
 
-describe('identity: key directory', function () {
+describe('issuance: key directory', function () {
   this.timeout(60_000);
   let dir: string;
   let proxy: RunningProxy;
@@ -172,7 +172,7 @@ describe('identity: key directory', function () {
   });
 });
 
-describe('identity: key files wrapped by Azure Key Vault (local stand-in of the REST API)', function () {
+describe('issuance: key files wrapped by Azure Key Vault (local stand-in of the REST API)', function () {
   this.timeout(60_000);
   let kv: KeyVaultStandIn;
   let dir: string;

@@ -1,5 +1,5 @@
 /**
- * Identity store on Redis (ioredis; single node, Sentinel or Cluster). All
+ * Issuance store on Redis (ioredis; single node, Sentinel or Cluster). All
  * keys of one account share the hash tag `{a:<accountId>}` so each Lua script
  * touches one slot. Key layout (prefix default `llmtor:`):
  *
@@ -21,7 +21,7 @@ import type { JournalEntry, JournalType } from '../ledger/journal.js';
 import type {
   AccountSnapshot,
   CompletionOutcome,
-  IdentityStore,
+  IssuanceStore,
   IssuanceReservationRequest,
   PaymentOutcome,
   PurchaseRecord,
@@ -29,11 +29,11 @@ import type {
   Reservation,
   ReversalOutcome,
   SweptReservation,
-} from './identityStore.js';
-import * as scripts from './identityScripts.js';
+} from './issuanceStore.js';
+import * as scripts from './issuanceScripts.js';
 import type { RedisClient } from './luaScript.js';
 
-export class RedisIdentityStore implements IdentityStore {
+export class RedisIssuanceStore implements IssuanceStore {
   readonly kind = 'redis' as const;
   /** Pending-index scores of this process's own reservations in flight, so it removes only entries it wrote. */
   private readonly attempts = new Map<string, string>();

@@ -1,5 +1,5 @@
 /**
- * Storage of the identity side (accounts, ledger, purchases, issuance records,
+ * Storage of the issuance side (accounts, ledger, purchases, issuance records,
  * rate-limit counters) behind one interface with two implementations: Redis
  * (production; every multi-step update is one Lua script) and in-process (the
  * embedded demo default). Every method that changes a balance also appends the
@@ -92,7 +92,7 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
-export interface IdentityStore {
+export interface IssuanceStore {
   readonly kind: 'redis' | 'memory';
   ping(): Promise<boolean>;
   close(): Promise<void>;

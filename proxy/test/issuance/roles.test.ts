@@ -5,9 +5,9 @@ import { Redis } from 'ioredis';
 import { ISSUER_DIRECTORY_PATH } from '@llmtor/protocol';
 import { loadConfig } from '../../src/config.js';
 import { startProxy } from '../../src/stack.js';
-import { ADMIN_TOKEN, sharedTestKeys, StaticKeySource } from '../support/identityHarness.js';
+import { ADMIN_TOKEN, sharedTestKeys, StaticKeySource } from '../support/issuanceHarness.js';
 
-describe('identity: roles', function () {
+describe('issuance: roles', function () {
   this.timeout(60_000);
   let accounts: RedisHandle;
   let spent: RedisHandle;
@@ -31,7 +31,7 @@ describe('identity: roles', function () {
     const probe = new Redis(accounts.url);
     try {
       assert.deepEqual(proxy.modules.map((m) => m.role), ['redemption']);
-      assert.equal(proxy.identityStore, undefined);
+      assert.equal(proxy.issuanceStore, undefined);
       for (const [method, path] of [['POST', '/v1/accounts'], ['GET', '/v1/account'], ['POST', '/token-request'], ['POST', '/v1/stripe/webhook'], ['POST', '/v1/admin/grants']] as const) {
         assert.equal((await fetch(`${proxy.url}${path}`, { method })).status, 404, `${method} ${path}`);
       }

@@ -1,22 +1,22 @@
 /// <reference types="mocha" />
 /**
- * The identity side under a stalled Redis (SIGSTOP/SIGCONT of a real redis-server): an
+ * The issuance side under a stalled Redis (SIGSTOP/SIGCONT of a real redis-server): an
  * issuance request waits for the store and then completes with one debit. It never answers
  * "nothing was debited" on a guess (issue 13, D1: the redemption side's 503 was such a guess).
  */
 import assert from 'node:assert/strict';
 import { encodeTokenRequest, MEDIA_TYPE_TOKEN_REQUEST, TOKEN_TYPE_BLIND_RSA } from '@llmtor/protocol';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { adminGrant, createAccount } from '../../src/dev/identityClient.js';
-import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { adminGrant, createAccount } from '../../src/dev/issuanceClient.js';
+import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 
-describe('identity: issuance under a stalled Redis', function () {
+describe('issuance: issuance under a stalled Redis', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   let proxy: TestProxy;
   before(async () => {
     redis = await startRedis({ forceSpawn: true });
-    proxy = await startIdentityProxy({ redisUrl: redis.url });
+    proxy = await startIssuanceProxy({ redisUrl: redis.url });
   });
   after(async () => {
     await proxy?.stop();
@@ -45,17 +45,17 @@ describe('identity: issuance under a stalled Redis', function () {
     }
     const res = await pending;
     assert.equal(res.status, 200, await res.clone().text());
-    assert.equal(await proxy.identityStore!.balance(account), 4);
+    assert.equal(await proxy.issuanceStore!.balance(account), 4);
   });
 });
 
-describe('identity: the account store unreachable', function () {
+describe('issuance: the account store unreachable', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   let proxy: TestProxy;
   before(async () => {
     redis = await startRedis({ forceSpawn: true });
-    proxy = await startIdentityProxy({ redisUrl: redis.url });
+    proxy = await startIssuanceProxy({ redisUrl: redis.url });
   });
   after(async () => {
     await proxy?.stop();

@@ -5,10 +5,10 @@ import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startRedis, freePort, type RedisHandle } from '@llmtor/devtools';
 import { Redis } from 'ioredis';
-import { adminGrant, createAccount, getAccount } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount, getAccount } from '../../src/dev/issuanceClient.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { RedisIdentityStore } from '../../src/store/redisIdentityStore.js';
-import { ADMIN_TOKEN, hammer, PEPPER, sharedTestKeys } from '../support/identityHarness.js';
+import { RedisIssuanceStore } from '../../src/store/redisIssuanceStore.js';
+import { ADMIN_TOKEN, hammer, PEPPER, sharedTestKeys } from '../support/issuanceHarness.js';
 import { localKek, tempDir, writeKeyFile } from '../support/keyFiles.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
@@ -24,7 +24,7 @@ async function waitReady(url: string, child: ChildProcess, stderr: () => string)
   }
 }
 
-describe('identity: two proxy processes on one Redis', function () {
+describe('issuance: two proxy processes on one Redis', function () {
   this.timeout(120_000);
   let redis: RedisHandle;
   let dir: string;
@@ -94,7 +94,7 @@ describe('identity: two proxy processes on one Redis', function () {
     assert.equal(view.balance, 0);
     const conn = new Redis(redis.url);
     try {
-      const store = new RedisIdentityStore(conn);
+      const store = new RedisIssuanceStore(conn);
       const journal = await store.journal(view.account_ref);
       assert.deepEqual(checkJournal(journal, await store.balance(view.account_ref)).problems, []);
       assert.equal(journal.filter((e) => e.type === 'issue').length, 500);

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
 import { Redis } from 'ioredis';
-import { createAccount } from '../../src/dev/identityClient.js';
+import { createAccount } from '../../src/dev/issuanceClient.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import type { IdentityStore } from '../../src/store/identityStore.js';
-import { applyPayment } from '../../src/store/identityScripts.js';
-import { RedisIdentityStore } from '../../src/store/redisIdentityStore.js';
-import { accountRef, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import type { IssuanceStore } from '../../src/store/issuanceStore.js';
+import { applyPayment } from '../../src/store/issuanceScripts.js';
+import { RedisIssuanceStore } from '../../src/store/redisIssuanceStore.js';
+import { accountRef, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 import { paidSessionEvent, postEvent, refundEvent } from '../support/stripeEvents.js';
 
 const SECRET = `whsec_${randomBytes(16).toString('hex')}`;
@@ -27,7 +27,7 @@ function intercept<T extends object>(target: T, replacements: Partial<Record<key
   });
 }
 
-describe('identity: payment-intent index for refunds and disputes', function () {
+describe('issuance: payment-intent index for refunds and disputes', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   let conn: Redis;
@@ -40,11 +40,11 @@ describe('identity: payment-intent index for refunds and disputes', function () 
     await redis.stop();
   });
 
-  async function proxyWith(store: IdentityStore): Promise<TestProxy> {
-    return startIdentityProxy({ config: { stripe: { secretKey: 'sk_test_unused', webhookSecret: SECRET, apiBase: 'http://127.0.0.1:9' } }, overrides: { identityStore: store } });
+  async function proxyWith(store: IssuanceStore): Promise<TestProxy> {
+    return startIssuanceProxy({ config: { stripe: { secretKey: 'sk_test_unused', webhookSecret: SECRET, apiBase: 'http://127.0.0.1:9' } }, overrides: { issuanceStore: store } });
   }
 
-  async function purchase(proxy: TestProxy, store: IdentityStore) {
+  async function purchase(proxy: TestProxy, store: IssuanceStore) {
     const key = await createAccount(proxy.url);
     const account = await accountRef(proxy.url, key);
     const session = `cs_test_${randomBytes(8).toString('hex')}`;
@@ -52,7 +52,7 @@ describe('identity: payment-intent index for refunds and disputes', function () 
     return { account, session, pi: `pi_${randomBytes(8).toString('hex')}` };
   }
 
-  async function ledgerOk(store: IdentityStore, account: string, balance: number) {
+  async function ledgerOk(store: IssuanceStore, account: string, balance: number) {
     assert.equal(await store.balance(account), balance);
     assert.deepEqual(checkJournal(await store.journal(account), balance).problems, []);
   }
@@ -69,7 +69,7 @@ describe('identity: payment-intent index for refunds and disputes', function () 
       evalsha: ((sha: string, ...rest: Arg[]) => dieAfter(sha === applyPayment.sha, conn.evalsha(sha, ...(rest as [number, ...Arg[]])))) as never,
       eval: ((src: string, ...rest: Arg[]) => dieAfter(src === applyPayment.source, conn.eval(src, ...(rest as [number, ...Arg[]])))) as never,
     });
-    const store = new RedisIdentityStore(dyingConn);
+    const store = new RedisIssuanceStore(dyingConn);
     const proxy = await proxyWith(store);
     try {
       const { account, session, pi } = await purchase(proxy, store);
@@ -102,7 +102,7 @@ describe('identity: payment-intent index for refunds and disputes', function () 
         return conn.eval(src, ...(rest as [number, ...Arg[]]));
       }) as never,
     });
-    const store = new RedisIdentityStore(slowConn);
+    const store = new RedisIssuanceStore(slowConn);
     const proxy = await proxyWith(store);
     try {
       const { account, session, pi } = await purchase(proxy, store);

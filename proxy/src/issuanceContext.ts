@@ -1,15 +1,15 @@
-/** What the identity-side routes share (built once by the issuance module). */
+/** What the issuance-side routes share (built once by the issuance module). */
 import type Stripe from 'stripe';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Authenticator } from './accounts/authenticate.js';
 import type { ProxyConfig } from './config.js';
 import type { KeyManager } from './keys/keyManager.js';
-import type { IdentityStore } from './store/identityStore.js';
+import type { IssuanceStore } from './store/issuanceStore.js';
 
-export interface IdentityContext {
+export interface IssuanceContext {
   config: ProxyConfig;
-  store: IdentityStore;
+  store: IssuanceStore;
   auth: Authenticator;
   logger: Logger;
   metrics: Registry;

@@ -12,11 +12,11 @@ import {
   type KeyEntry,
 } from '@llmtor/protocol';
 import { Cluster, Redis } from 'ioredis';
-import { adminGrant, createAccount, getAccount } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount, getAccount } from '../../src/dev/issuanceClient.js';
 import type { ReservationSweeper } from '../../src/issuance/reservationSweeper.js';
 import { checkJournal } from '../../src/ledger/journal.js';
 import { hashSlot, RedisRedemptionStore } from '../../src/redemption/redisStore.js';
-import { accountRef, ADMIN_TOKEN, blindSignatureValid, keyOf, randomBlindedMsg, sharedTestKeys, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { accountRef, ADMIN_TOKEN, blindSignatureValid, keyOf, randomBlindedMsg, sharedTestKeys, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 import { startRedisCluster, startRedisSentinel, startRedisTls, type ClusterHandle, type SentinelHandle, type TlsRedisHandle } from '../support/redisTopologies.js';
 import { paidSessionEvent, postEvent, refundEvent } from '../support/stripeEvents.js';
 import { controllableSigner, type ControllableSigner } from '../support/testSigner.js';
@@ -53,7 +53,7 @@ async function keysPerNode(nodes: string[], pattern: string): Promise<number[]> 
   );
 }
 
-describe('identity: Redis Cluster (3 masters on loopback)', function () {
+describe('issuance: Redis Cluster (3 masters on loopback)', function () {
   this.timeout(90_000);
   let cluster: ClusterHandle;
   let proxy: TestProxy;
@@ -64,7 +64,7 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
     cluster = await startRedisCluster(3);
     const keys = await sharedTestKeys();
     signer = controllableSigner(keys.privateKeys);
-    proxy = await startIdentityProxy({
+    proxy = await startIssuanceProxy({
       env: { ISSUANCE_REDIS_CLUSTER_NODES: cluster.nodes.join(',') },
       config: { issuance: { requestsPerMinute: 1000 }, stripe: { secretKey: 'sk_test_unused', webhookSecret: SECRET, apiBase: 'http://127.0.0.1:9' } },
       overrides: { now: () => clock, signer },
@@ -85,8 +85,8 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
     }
   });
 
-  it('runs every identity Lua script through the Redis store: accounts, grants, payment, refund, issuance (single, batch, replay, failure, abuse quota), rate limits and the sweeper', async () => {
-    assert.equal(proxy.identityStore!.kind, 'redis');
+  it('runs every issuance Lua script through the Redis store: accounts, grants, payment, refund, issuance (single, batch, replay, failure, abuse quota), rate limits and the sweeper', async () => {
+    assert.equal(proxy.issuanceStore!.kind, 'redis');
     assert.equal((await fetch(`${proxy.url}/readyz`)).status, 200);
     const credit = keyOf(proxy.keys2.entries, 'credit');
     const accounts: string[] = [];
@@ -99,7 +99,7 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
     }
     const key = accounts[0]!;
     const account = await accountRef(proxy.url, key);
-    const store = proxy.identityStore!;
+    const store = proxy.issuanceStore!;
 
     // Stripe: payment (credit + event dedup + payment-intent index), then a partial refund.
     const session = `cs_test_${randomBytes(8).toString('hex')}`;
@@ -208,7 +208,7 @@ describe('identity: Redis Cluster (3 masters on loopback)', function () {
   });
 });
 
-describe('identity: Redis Sentinel (master and sentinel with passwords)', function () {
+describe('issuance: Redis Sentinel (master and sentinel with passwords)', function () {
   this.timeout(60_000);
   let sentinel: SentinelHandle;
   const masterPassword = randomBytes(12).toString('hex');
@@ -221,12 +221,12 @@ describe('identity: Redis Sentinel (master and sentinel with passwords)', functi
   });
 
   it('finds the master through the Sentinel and keeps the accounts there', async () => {
-    const proxy = await startIdentityProxy({
+    const proxy = await startIssuanceProxy({
       env: { REDIS_SENTINELS: sentinel.sentinel, REDIS_SENTINEL_NAME: sentinel.masterName, REDIS_SENTINEL_PASSWORD: sentinelPassword, REDIS_PASSWORD: masterPassword },
     });
     const master = new Redis({ port: sentinel.masterPort, password: masterPassword, lazyConnect: true });
     try {
-      assert.equal(proxy.identityStore!.kind, 'redis');
+      assert.equal(proxy.issuanceStore!.kind, 'redis');
       const key = await createAccount(proxy.url);
       await adminGrant(proxy.url, ADMIN_TOKEN, key, 3);
       assert.deepEqual(await issue(proxy.url, key, keyOf(proxy.keys2.entries, 'credit'), 2, 'via-sentinel'), { status: 200, valid: 2 });
@@ -241,7 +241,7 @@ describe('identity: Redis Sentinel (master and sentinel with passwords)', functi
   });
 });
 
-describe('identity: Redis over TLS with a private CA', function () {
+describe('issuance: Redis over TLS with a private CA', function () {
   this.timeout(60_000);
   let tls: TlsRedisHandle;
   before(async () => {
@@ -252,7 +252,7 @@ describe('identity: Redis over TLS with a private CA', function () {
   });
 
   it('connects with rediss:// and REDIS_TLS_CA_FILE; without the CA it is not ready; an unreadable CA file stops the start', async () => {
-    const proxy = await startIdentityProxy({ env: { REDIS_URL: tls.url, REDIS_TLS_CA_FILE: tls.caFile } });
+    const proxy = await startIssuanceProxy({ env: { REDIS_URL: tls.url, REDIS_TLS_CA_FILE: tls.caFile } });
     try {
       const key = await createAccount(proxy.url);
       assert.equal(await adminGrant(proxy.url, ADMIN_TOKEN, key, 2), 2);
@@ -260,7 +260,7 @@ describe('identity: Redis over TLS with a private CA', function () {
     } finally {
       await proxy.stop();
     }
-    const untrusting = await startIdentityProxy({ env: { REDIS_URL: tls.url } });
+    const untrusting = await startIssuanceProxy({ env: { REDIS_URL: tls.url } });
     try {
       const r = await fetch(`${untrusting.url}/readyz`);
       assert.equal(r.status, 503);
@@ -268,6 +268,6 @@ describe('identity: Redis over TLS with a private CA', function () {
     } finally {
       await untrusting.stop();
     }
-    await assert.rejects(startIdentityProxy({ env: { REDIS_URL: tls.url, REDIS_TLS_CA_FILE: `${tls.caFile}.missing` } }), /redis\.issuance\.tlsCaFile .*cannot read .*ENOENT/);
+    await assert.rejects(startIssuanceProxy({ env: { REDIS_URL: tls.url, REDIS_TLS_CA_FILE: `${tls.caFile}.missing` } }), /redis\.issuance\.tlsCaFile .*cannot read .*ENOENT/);
   });
 });

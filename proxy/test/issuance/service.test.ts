@@ -4,10 +4,10 @@ import { request } from 'node:http';
 import { ISSUER_DIRECTORY_PATH, MEDIA_TYPE_ISSUER_DIRECTORY, MEDIA_TYPE_TOKEN_REQUEST, encodeTokenRequest, parseIssuerDirectory, TOKEN_TYPE_BLIND_RSA } from '@llmtor/protocol';
 import { BlindSigner } from '@llmtor/protocol/server';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { adminGrant, createAccount, getAccount } from '../../src/dev/identityClient.js';
-import { ADMIN_TOKEN, keyOf, randomBlindedMsg, sharedTestKeys, startIdentityProxy } from '../support/identityHarness.js';
+import { adminGrant, createAccount, getAccount } from '../../src/dev/issuanceClient.js';
+import { ADMIN_TOKEN, keyOf, randomBlindedMsg, sharedTestKeys, startIssuanceProxy } from '../support/issuanceHarness.js';
 
-describe('identity: service skeleton', function () {
+describe('issuance: service skeleton', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   before(async () => {
@@ -18,7 +18,7 @@ describe('identity: service skeleton', function () {
   });
 
   it('is ready only while Redis answers, and alive throughout', async () => {
-    const proxy = await startIdentityProxy({ redisUrl: redis.url });
+    const proxy = await startIssuanceProxy({ redisUrl: redis.url });
     try {
       const ready = async () => (await fetch(`${proxy.url}/readyz`)).status;
       assert.equal((await fetch(`${proxy.url}/healthz`)).status, 200);
@@ -41,7 +41,7 @@ describe('identity: service skeleton', function () {
   });
 
   it('serves the issuer directory with its media type, caching headers and ETag revalidation', async () => {
-    const proxy = await startIdentityProxy({ config: { publicBaseUrl: 'https://issuer.example' } });
+    const proxy = await startIssuanceProxy({ config: { publicBaseUrl: 'https://issuer.example' } });
     try {
       const res = await fetch(`${proxy.url}${ISSUER_DIRECTORY_PATH}`);
       assert.equal(res.status, 200);
@@ -65,7 +65,7 @@ describe('identity: service skeleton', function () {
   });
 
   it('exposes Prometheus metrics including issued tokens', async () => {
-    const proxy = await startIdentityProxy();
+    const proxy = await startIssuanceProxy();
     try {
       const key = await createAccount(proxy.url);
       await adminGrant(proxy.url, ADMIN_TOKEN, key, 1);
@@ -93,7 +93,7 @@ describe('identity: service skeleton', function () {
         return msgs.map((m) => signers.get(keyId)!.sign(m));
       },
     };
-    const proxy = await startIdentityProxy({ overrides: { signer: slowSigner } });
+    const proxy = await startIssuanceProxy({ overrides: { signer: slowSigner } });
     const key = await createAccount(proxy.url);
     await adminGrant(proxy.url, ADMIN_TOKEN, key, 1);
     const credit = keyOf(proxy.keys2.entries, 'credit');
@@ -117,7 +117,7 @@ describe('identity: service skeleton', function () {
   });
 
   it('creates accounts with a 40-digit grouped key shown once, and reports balance and history to the holder', async () => {
-    const proxy = await startIdentityProxy();
+    const proxy = await startIssuanceProxy();
     try {
       const res = await fetch(`${proxy.url}/v1/accounts`, { method: 'POST' });
       assert.equal(res.status, 201);
@@ -135,8 +135,8 @@ describe('identity: service skeleton', function () {
   });
 
   it('admin grants need the admin credential, not an account key, and are off without one', async () => {
-    const proxy = await startIdentityProxy();
-    const off = await startIdentityProxy({ config: { adminToken: undefined } });
+    const proxy = await startIssuanceProxy();
+    const off = await startIssuanceProxy({ config: { adminToken: undefined } });
     try {
       const key = await createAccount(proxy.url);
       const grant = (url: string, auth: string) =>

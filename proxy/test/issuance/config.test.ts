@@ -16,7 +16,7 @@ function problems(f: () => unknown): string[] {
   return [];
 }
 
-describe('identity: configuration', () => {
+describe('issuance: configuration', () => {
   it('works with no settings at all (embedded demo defaults)', () => {
     const c = loadConfig({ env: {} });
     assert.deepEqual(c.roles, ['issuance', 'redemption']);
@@ -132,7 +132,7 @@ describe('identity: configuration', () => {
   });
 });
 
-describe('identity: ledger journal check', () => {
+describe('issuance: ledger journal check', () => {
   const e = (delta: number, balance: number, type: JournalEntry['type'] = 'grant'): JournalEntry => ({ id: String(Math.random()), type, delta, balance, at: 0, ref: 'r' });
   it('accepts a journal whose running sum matches every entry and the stored balance', () => {
     assert.ok(checkJournal([e(10, 10), e(-3, 7, 'issue'), e(1, 8, 'issue_refund')], 8).ok);

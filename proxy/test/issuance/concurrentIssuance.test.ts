@@ -1,11 +1,11 @@
 /// <reference types="mocha" />
 import assert from 'node:assert/strict';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { adminGrant, createAccount } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount } from '../../src/dev/issuanceClient.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { accountRef, hammer, startIdentityProxy } from '../support/identityHarness.js';
+import { accountRef, hammer, startIssuanceProxy } from '../support/issuanceHarness.js';
 
-describe('identity: concurrent issuance from one account', function () {
+describe('issuance: concurrent issuance from one account', function () {
   this.timeout(120_000);
   let redis: RedisHandle;
   before(async () => {
@@ -17,7 +17,7 @@ describe('identity: concurrent issuance from one account', function () {
 
   for (const backend of ['redis', 'in-process'] as const) {
     it(`1000 concurrent requests with credit for 500 sign exactly 500 tokens and leave balance 0 (${backend} store)`, async () => {
-      const proxy = await startIdentityProxy(backend === 'redis' ? { redisUrl: redis.url } : {});
+      const proxy = await startIssuanceProxy(backend === 'redis' ? { redisUrl: redis.url } : {});
       try {
         const key = await createAccount(proxy.url);
         await adminGrant(proxy.url, (proxy.config.adminToken as string), key, 500);
@@ -30,7 +30,7 @@ describe('identity: concurrent issuance from one account', function () {
         const body = JSON.parse(Buffer.from(refused[0]!.body).toString()) as { error: { code: string; balance: number } };
         assert.equal(body.error.code, 'insufficient_credits');
         assert.equal(body.error.balance, 0);
-        const store = proxy.identityStore!;
+        const store = proxy.issuanceStore!;
         const id = await accountRef(proxy.url, key);
         assert.equal(await store.balance(id), 0);
         const journal = await store.journal(id);

@@ -20,10 +20,10 @@ import {
 import { BlindSigner, generateSigningKey } from '@llmtor/protocol/server';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { adminGrant, blindRequests, createAccount, getAccount, postBatch, type HttpError } from '../../src/dev/identityClient.js';
+import { adminGrant, blindRequests, createAccount, getAccount, postBatch, type HttpError } from '../../src/dev/issuanceClient.js';
 import { issuanceBodyHash } from '../../src/issuance/parseIssuanceRequest.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, recordPaidPurchase, sharedTestKeys, StaticKeySource, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { accountRef, ADMIN_TOKEN, keyOf, randomBlindedMsg, recordPaidPurchase, sharedTestKeys, StaticKeySource, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 
 const DAY = 86_400_000;
 
@@ -60,7 +60,7 @@ async function issue(url: string, accountKey: string, body: Uint8Array, o: { typ
   return { status: res.status, bytes, error, headers: res.headers };
 }
 
-describe('identity: issuance', function () {
+describe('issuance: issuance', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   let proxy: TestProxy;
@@ -79,7 +79,7 @@ describe('identity: issuance', function () {
     nextTransient = { entry, key: pk };
     const privateKeys = new Map([...keys.privateKeys, [entry.meta.keyId, pk]]);
     signer = controllableSigner(privateKeys);
-    proxy = await startIdentityProxy({
+    proxy = await startIssuanceProxy({
       redisUrl: redis.url,
       config: { issuance: { maxBatchSize: 50, transientReissuesPerEpoch: 2, pendingTakeoverMs: 5_000 }, accounts: { authFailuresPerIpPerMinute: 1000, accountCreationsPerIpPerMinute: 100 } },
       overrides: { now: () => clock, signer, keySource: new StaticKeySource(async () => ({ entries: [...keys.entries, entry], privateKeys })) },
@@ -104,14 +104,14 @@ describe('identity: issuance', function () {
   async function paid(credits: number) {
     const key = await createAccount(proxy.url);
     const account = await accountRef(proxy.url, key);
-    const purchase = await recordPaidPurchase(proxy.identityStore!, account, credits);
+    const purchase = await recordPaidPurchase(proxy.issuanceStore!, account, credits);
     return { key, account, purchase };
   }
   const credit = () => keyOf(proxy.keys2.entries, 'credit');
 
   async function ledgerOk(account: string, balance: number) {
-    assert.equal(await proxy.identityStore!.balance(account), balance);
-    assert.deepEqual(checkJournal(await proxy.identityStore!.journal(account), balance).problems, []);
+    assert.equal(await proxy.issuanceStore!.balance(account), balance);
+    assert.deepEqual(checkJournal(await proxy.issuanceStore!.journal(account), balance).problems, []);
   }
 
   it('a retry with the same Idempotency-Key and body returns the same signatures without a second debit, and they finalize', async () => {
@@ -152,7 +152,7 @@ describe('identity: issuance', function () {
   it('a request left pending by a pod that died is taken over by a retry without a second debit', async () => {
     const { key, account } = await funded(3);
     const body = single(credit());
-    await proxy.identityStore!.reserveIssuance(account, {
+    await proxy.issuanceStore!.reserveIssuance(account, {
       requestId: 'orphan', bodyHash: issuanceBodyHash('single', body), purpose: 'credit', epoch: '', count: 1, quotaLimit: 0, abuseRequires: 'purchase', now: clock, ttlMs: DAY, takeoverMs: 5_000,
     });
     assert.equal((await issue(proxy.url, key, body, { id: 'orphan' })).status, 409);
@@ -170,7 +170,7 @@ describe('identity: issuance', function () {
     assert.equal(r.status, 503);
     assert.equal(r.error!.code, 'signing_failed');
     await ledgerOk(account, 2);
-    const types = (await proxy.identityStore!.journal(account)).map((e) => e.type);
+    const types = (await proxy.issuanceStore!.journal(account)).map((e) => e.type);
     assert.deepEqual(types, ['grant', 'issue', 'issue_refund']);
     signer.fail = () => false;
     assert.equal((await issue(proxy.url, key, body, { id: 'fails' })).status, 200);
@@ -206,7 +206,7 @@ describe('identity: issuance', function () {
       // Credit tokens need no purchase: they cost a credit each.
       if (credits > 0) assert.equal((await issue(proxy.url, key, single(credit()))).status, 200);
       // Once a purchase is paid, the same account gets them.
-      await recordPaidPurchase(proxy.identityStore!, account, 10);
+      await recordPaidPurchase(proxy.issuanceStore!, account, 10);
       assert.equal((await issue(proxy.url, key, single(perm))).status, 200);
       assert.equal((await issue(proxy.url, key, single(tr))).status, 200);
     }
@@ -214,7 +214,7 @@ describe('identity: issuance', function () {
 
   it('a purchase refunded in full no longer counts for abuse tokens', async () => {
     const { key, account, purchase } = await paid(10);
-    const r = await proxy.identityStore!.applyReversal(account, { sessionId: purchase.sessionId, eventId: 'evt_full_refund', kind: 'refund', targetCredits: 10, now: Date.now(), eventTtlMs: DAY });
+    const r = await proxy.issuanceStore!.applyReversal(account, { sessionId: purchase.sessionId, eventId: 'evt_full_refund', kind: 'refund', targetCredits: 10, now: Date.now(), eventTtlMs: DAY });
     assert.equal(r.outcome, 'reversed');
     const refused = await issue(proxy.url, key, single(keyOf(proxy.keys2.entries, 'permanent')));
     assert.equal(refused.status, 402);
@@ -229,7 +229,7 @@ describe('identity: issuance', function () {
       // The in-process store applies the same rule.
       [{}, 402, 402, undefined],
     ] as const) {
-      const other = await startIdentityProxy({ ...(redisUrl ? { redisUrl } : {}), config: { issuance }, overrides: { keySource: new StaticKeySource(async () => keys) } });
+      const other = await startIssuanceProxy({ ...(redisUrl ? { redisUrl } : {}), config: { issuance }, overrides: { keySource: new StaticKeySource(async () => keys) } });
       try {
         const perm = keyOf(other.keys2.entries, 'permanent');
         const g = await createAccount(other.url);
@@ -239,7 +239,7 @@ describe('identity: issuance', function () {
         assert.equal(n.status, none);
         if (none === 402 && granted === 200) assert.match(n.error!.message as string, /paid purchase or an admin grant/);
         if (!redisUrl) {
-          await recordPaidPurchase(other.identityStore!, await accountRef(other.url, g), 1);
+          await recordPaidPurchase(other.issuanceStore!, await accountRef(other.url, g), 1);
           assert.equal((await issue(other.url, g, single(perm))).status, 200);
         }
       } finally {
@@ -324,10 +324,10 @@ describe('identity: issuance', function () {
   });
 });
 
-describe('identity: rate limits', function () {
+describe('issuance: rate limits', function () {
   this.timeout(60_000);
   it('limits issuance per account with 429 and Retry-After', async () => {
-    const proxy = await startIdentityProxy({ config: { issuance: { requestsPerMinute: 3 } } });
+    const proxy = await startIssuanceProxy({ config: { issuance: { requestsPerMinute: 3 } } });
     try {
       const key = await createAccount(proxy.url);
       await adminGrant(proxy.url, ADMIN_TOKEN, key, 10);
@@ -347,7 +347,7 @@ describe('identity: rate limits', function () {
   });
 
   it('limits failed account-key attempts per client address, also for the right key afterwards', async () => {
-    const proxy = await startIdentityProxy({ config: { accounts: { authFailuresPerIpPerMinute: 5 } } });
+    const proxy = await startIssuanceProxy({ config: { accounts: { authFailuresPerIpPerMinute: 5 } } });
     try {
       const key = await createAccount(proxy.url);
       const wrong = '1111 2222 3333 4444 5555 6666 7777 8888 9999 0000';
@@ -361,7 +361,7 @@ describe('identity: rate limits', function () {
   });
 
   it('over the global budget of failed attempts, an address that failed gets no more attempts (one that did not still gets one)', async () => {
-    const proxy = await startIdentityProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 4 } } });
+    const proxy = await startIssuanceProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 4 } } });
     try {
       const attempt = async (ip: string) => (await fetch(`${proxy.url}/v1/account`, { headers: { authorization: 'Bearer 12', 'x-forwarded-for': ip } })).status;
       const statuses: number[] = [];
@@ -379,7 +379,7 @@ describe('identity: rate limits', function () {
   const randomKey = () => Array.from(randomBytes(40), (b) => String(b % 10)).join('');
 
   it('D4: a flood of wrong keys from many addresses does not lock out a user who has the right key', async () => {
-    const proxy = await startIdentityProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 50, authFailuresPerIpPerMinute: 30 } } });
+    const proxy = await startIssuanceProxy({ config: { trustProxy: true, accounts: { authFailuresGlobalPerMinute: 50, authFailuresPerIpPerMinute: 30 } } });
     try {
       const key = await createAccount(proxy.url);
       await adminGrant(proxy.url, ADMIN_TOKEN, key, 1);
@@ -406,7 +406,7 @@ describe('identity: rate limits', function () {
   it('D5: a burst of concurrent wrong keys from one address is cut at the per-address limit; concurrent requests with the right key share one check', async () => {
     // On Redis: the race needs a lookup that really waits (the in-process store answers within the same turn).
     const redis = await startRedis();
-    const proxy = await startIdentityProxy({ redisUrl: redis.url, config: { accounts: { authFailuresPerIpPerMinute: 30, authFailuresGlobalPerMinute: 1_000_000 } } });
+    const proxy = await startIssuanceProxy({ redisUrl: redis.url, config: { accounts: { authFailuresPerIpPerMinute: 30, authFailuresGlobalPerMinute: 1_000_000 } } });
     try {
       const key = await createAccount(proxy.url);
       const right = await Promise.all(Array.from({ length: 200 }, () => fetch(`${proxy.url}/v1/account`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status)));

@@ -1,5 +1,5 @@
 /**
- * In-process identity store: the embedded default for the local demo. Every
+ * In-process issuance store: the embedded default for the local demo. Every
  * method runs to completion without awaiting in between, so each is atomic in
  * this one process. Not durable, not shared between processes: the stack logs
  * that loudly when it is used.
@@ -8,7 +8,7 @@ import type { JournalEntry, JournalType } from '../ledger/journal.js';
 import type {
   AccountSnapshot,
   CompletionOutcome,
-  IdentityStore,
+  IssuanceStore,
   IssuanceReservationRequest,
   PaymentOutcome,
   PurchaseRecord,
@@ -16,7 +16,7 @@ import type {
   Reservation,
   ReversalOutcome,
   SweptReservation,
-} from './identityStore.js';
+} from './issuanceStore.js';
 
 interface Account {
   createdAt: number;
@@ -30,7 +30,7 @@ interface Account {
   events: Map<string, number>;
 }
 
-export class MemoryIdentityStore implements IdentityStore {
+export class MemoryIssuanceStore implements IssuanceStore {
   readonly kind = 'memory' as const;
   private readonly keys = new Map<string, string>();
   private readonly accounts = new Map<string, Account>();

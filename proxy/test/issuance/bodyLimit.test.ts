@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { createAccount } from '../../src/dev/identityClient.js';
-import { startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { createAccount } from '../../src/dev/issuanceClient.js';
+import { startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 
 /** Sends headers and `chunks` × `chunkBytes` of chunked body without the final chunk; resolves with everything the server sent before closing (or after 10 s). */
 function chunkedPost(url: string, path: string, headers: Record<string, string>, chunkBytes: number, chunks: number): Promise<{ text: string; error?: string }> {
@@ -44,12 +44,12 @@ function chunkedPost(url: string, path: string, headers: Record<string, string>,
   });
 }
 
-describe('identity: a chunked body over the limit gets 413, not a reset', function () {
+describe('issuance: a chunked body over the limit gets 413, not a reset', function () {
   this.timeout(60_000);
   let proxy: TestProxy;
   let key: string;
   before(async () => {
-    proxy = await startIdentityProxy({ config: { issuance: { maxBatchSize: 10 } } });
+    proxy = await startIssuanceProxy({ config: { issuance: { maxBatchSize: 10 } } });
     key = await createAccount(proxy.url);
   });
   after(() => proxy?.stop());

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAccount, getAccount } from '../../src/dev/identityClient.js';
+import { createAccount, getAccount } from '../../src/dev/issuanceClient.js';
 import { startStripeMock, type StripeMock } from '../../src/dev/stripeMock.js';
-import { startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 
 /** Forwards to stripe-mock and records what the proxy sent (stripe-mock itself keeps nothing). */
 async function recordingForwarder(target: StripeMock) {
@@ -26,7 +26,7 @@ async function recordingForwarder(target: StripeMock) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-describe('identity: purchases through Stripe Checkout (stripe-mock)', function () {
+describe('issuance: purchases through Stripe Checkout (stripe-mock)', function () {
   this.timeout(120_000);
   let mock: StripeMock;
   let fwd: Awaited<ReturnType<typeof recordingForwarder>>;
@@ -34,7 +34,7 @@ describe('identity: purchases through Stripe Checkout (stripe-mock)', function (
   before(async () => {
     mock = await startStripeMock();
     fwd = await recordingForwarder(mock);
-    proxy = await startIdentityProxy({ config: { stripe: { secretKey: 'sk_test_123', webhookSecret: 'whsec_test', apiBase: fwd.url } } });
+    proxy = await startIssuanceProxy({ config: { stripe: { secretKey: 'sk_test_123', webhookSecret: 'whsec_test', apiBase: fwd.url } } });
   });
   after(async () => {
     await proxy?.stop();

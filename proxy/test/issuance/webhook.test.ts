@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { adminGrant, createAccount } from '../../src/dev/identityClient.js';
+import { adminGrant, createAccount } from '../../src/dev/issuanceClient.js';
 import { checkJournal } from '../../src/ledger/journal.js';
-import { accountRef, ADMIN_TOKEN, startIdentityProxy, type TestProxy } from '../support/identityHarness.js';
+import { accountRef, ADMIN_TOKEN, startIssuanceProxy, type TestProxy } from '../support/issuanceHarness.js';
 
 const SECRET = `whsec_${randomBytes(16).toString('hex')}`;
 
@@ -39,13 +39,13 @@ async function post(url: string, event: object, o: { secret?: string; timestamp?
   return { status: res.status, body: (await res.json()) as { outcome?: string; error?: { code: string } } };
 }
 
-describe('identity: Stripe webhooks', function () {
+describe('issuance: Stripe webhooks', function () {
   this.timeout(60_000);
   let redis: RedisHandle;
   let proxy: TestProxy;
   before(async () => {
     redis = await startRedis();
-    proxy = await startIdentityProxy({ redisUrl: redis.url, config: { stripe: { secretKey: 'sk_test_unused', webhookSecret: SECRET, apiBase: 'http://127.0.0.1:9' } } });
+    proxy = await startIssuanceProxy({ redisUrl: redis.url, config: { stripe: { secretKey: 'sk_test_unused', webhookSecret: SECRET, apiBase: 'http://127.0.0.1:9' } } });
   });
   after(async () => {
     await proxy.stop();
@@ -59,13 +59,13 @@ describe('identity: Stripe webhooks', function () {
     for (let i = 0; i < sessions; i++) {
       const id = `cs_test_${randomBytes(8).toString('hex')}`;
       ids.push(id);
-      await proxy.identityStore!.recordCheckout(account, { sessionId: id, packId: 'small', credits, amount: 500, currency: 'eur', createdAt: Date.now(), status: 'pending' });
+      await proxy.issuanceStore!.recordCheckout(account, { sessionId: id, packId: 'small', credits, amount: 500, currency: 'eur', createdAt: Date.now(), status: 'pending' });
     }
     return { key, account, ids };
   }
 
   async function assertLedger(account: string, balance: number) {
-    const store = proxy.identityStore!;
+    const store = proxy.issuanceStore!;
     assert.equal(await store.balance(account), balance);
     assert.deepEqual(checkJournal(await store.journal(account), balance).problems, []);
   }
@@ -161,11 +161,11 @@ describe('identity: Stripe webhooks', function () {
     assert.equal((await post(proxy.url, half)).body.outcome, 'duplicate_event');
     await assertLedger(account, 250);
     // Spend 200 of the remaining 250 through the issuance debit.
-    await proxy.identityStore!.reserveIssuance(account, { requestId: 'spend', bodyHash: 'x', purpose: 'credit', epoch: '', count: 200, quotaLimit: 0, abuseRequires: 'none', now: Date.now(), ttlMs: 60_000, takeoverMs: 60_000 });
+    await proxy.issuanceStore!.reserveIssuance(account, { requestId: 'spend', bodyHash: 'x', purpose: 'credit', epoch: '', count: 200, quotaLimit: 0, abuseRequires: 'none', now: Date.now(), ttlMs: 60_000, takeoverMs: 60_000 });
     await assertLedger(account, 50);
     assert.equal((await post(proxy.url, refund(500))).body.outcome, 'reversed');
     await assertLedger(account, 0);
-    const notes = (await proxy.identityStore!.journal(account)).filter((e) => e.type === 'stripe_refund').map((e) => e.note);
+    const notes = (await proxy.issuanceStore!.journal(account)).filter((e) => e.type === 'stripe_refund').map((e) => e.note);
     assert.deepEqual(notes.map((n) => /owed (\d+), unspent debited (\d+)/.exec(n!)!.slice(1)), [['250', '250'], ['250', '50']]);
     // A later grant is not eaten by the old refund.
     await adminGrant(proxy.url, ADMIN_TOKEN, key, 7);
@@ -178,6 +178,6 @@ describe('identity: Stripe webhooks', function () {
     const ev = { id: 'evt_dispute_1', object: 'event', type: 'charge.dispute.created', data: { object: { id: 'dp_1', object: 'dispute', amount: 500, payment_intent: 'pi_dispute' } } };
     assert.equal((await post(proxy.url, ev)).body.outcome, 'reversed');
     await assertLedger(account, 0);
-    assert.equal((await proxy.identityStore!.snapshot(account)).purchases[0]!.reversed, 300);
+    assert.equal((await proxy.issuanceStore!.snapshot(account)).purchases[0]!.reversed, 300);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * A small client of the identity-side HTTP API (what the VS Code extension
+ * A small client of the issuance-side HTTP API (what the VS Code extension
  * does, minus the wallet): account, admin grant, directory, batched issuance
  * with real blinding (NativeTokenClient) and finalization. Used by the demo, tests
  * and the benchmark.

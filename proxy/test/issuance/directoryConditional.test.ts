@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { ISSUER_DIRECTORY_PATH } from '@llmtor/protocol';
 import { notModified } from '../../src/http/conditional.js';
-import { startIdentityProxy } from '../support/identityHarness.js';
+import { startIssuanceProxy } from '../support/issuanceHarness.js';
 
 function get(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -17,7 +17,7 @@ describe('issuer directory: If-None-Match (RFC 9110 §13.1.2)', function () {
   this.timeout(30_000);
 
   it('304 for a matching ETag with Cache-Control: no-cache, from fetch() and from a bare request', async () => {
-    const proxy = await startIdentityProxy({ config: { publicBaseUrl: 'https://issuer.example' } });
+    const proxy = await startIssuanceProxy({ config: { publicBaseUrl: 'https://issuer.example' } });
     try {
       const url = `${proxy.url}${ISSUER_DIRECTORY_PATH}`;
       const etag = (await fetch(url)).headers.get('etag')!;

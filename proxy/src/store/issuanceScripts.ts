@@ -1,5 +1,5 @@
 /**
- * Lua scripts of the Redis identity store. Each one is a single atomic step on
+ * Lua scripts of the Redis issuance store. Each one is a single atomic step on
  * keys of ONE account (they share the `{a:<id>}` hash tag, so the scripts are
  * valid on Redis Cluster too). KEYS are always passed in, never built inside a
  * script. Journal entries go to the account's stream in the same step as the
