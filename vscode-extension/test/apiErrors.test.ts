@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { API_ERRORS, type ApiErrorCode, type ApiErrorInfo } from '@llmtor/protocol';
-import { NOT_SPENT, RETRY_SAME, ServerError } from '../src/core/apiErrors.js';
+import { NOT_SPENT, RETRY_SAME, ServerError, tokenFate } from '../src/core/apiErrors.js';
+import { TorTransportError } from '../src/core/torTransport.js';
 import { friendlyError } from '../src/core/friendlyErrors.js';
 
 /** The lists the client kept by hand before the table (llmtorClient.ts). */
@@ -32,15 +33,19 @@ function old(e: ServerError): { text: string; command: string | undefined } {
   return { text: o.text, command: o.command };
 }
 
+/** Codes whose words changed on purpose: they read as a failure of "the model provider" before. */
+const REWORDED: ApiErrorCode[] = ['store_unavailable', 'payments_not_configured', 'payment_provider_error', 'payment_not_yet_credited'];
+
 describe('server error codes from the shared table', () => {
   it('the codes that leave tokens unspent or retryable are the ones the client listed by hand', () => {
     assert.deepEqual([...NOT_SPENT].sort(), [...OLD_NOT_SPENT].sort());
     assert.deepEqual([...RETRY_SAME].sort(), [...OLD_RETRY_SAME].sort());
   });
 
-  it('every code of the table, at each of its statuses, reads as it did before the table', () => {
+  it('every code of the table, at each of its statuses, reads as it did before the table (but the store and payment codes, below)', () => {
     let checked = 0;
     for (const code of Object.keys(API_ERRORS) as ApiErrorCode[]) {
+      if (REWORDED.includes(code)) continue;
       const info: ApiErrorInfo = API_ERRORS[code];
       for (const status of [info.status, ...(info.alsoStatus ?? [])]) {
         const e = new ServerError(status, code, `chat: ${info.message}`);
@@ -58,5 +63,37 @@ describe('server error codes from the shared table', () => {
       const f = friendlyError(e);
       assert.deepEqual({ text: f.text, command: f.action?.command }, old(e), e.code);
     }
+  });
+
+  it("a failed token store is LLM-Tor's, not the provider's, and 'nothing charged' only when the server said so", () => {
+    const unspent = friendlyError(new ServerError(503, 'store_unavailable', 'chat: the spent-token store is unreachable; nothing was spent, retry later', { tokens_spent: false }));
+    assert.match(unspent.text, /token store is unavailable .*Nothing was charged/);
+    assert.doesNotMatch(unspent.text, /model provider/);
+    const unknown = friendlyError(new ServerError(503, 'store_unavailable', 'chat: the spent-token store failed while the tokens were being claimed', { tokens_spent: 'unknown' }));
+    assert.match(unknown.text, /held for this message only: send it again unchanged/);
+    assert.doesNotMatch(unknown.text, /Nothing was charged/);
+  });
+
+  it('payment codes speak of the payment, not of the model provider', () => {
+    assert.match(friendlyError(new ServerError(503, 'payment_not_yet_credited', 'purchase: the payment is not credited yet; retry later')).text, /^The payment is not confirmed yet/);
+    assert.match(friendlyError(new ServerError(502, 'payment_provider_error', 'purchase: the payment provider failed')).text, /^The payment provider failed/);
+    assert.equal(friendlyError(new ServerError(503, 'payments_not_configured', 'purchase: payments are not configured on this server')).text, 'purchase: payments are not configured on this server');
+  });
+});
+
+describe('what a failed chat request means for its tokens (tokenFate)', () => {
+  it('a claim the server could not confirm either way is retried as the same request, never handed to another', () => {
+    const e = new ServerError(503, 'store_unavailable', 'chat: failed while claiming', { tokens_spent: 'unknown' });
+    assert.equal(tokenFate(e, false), 'retry');
+    assert.equal(tokenFate(new ServerError(503, 'store_unavailable', 'chat: unreachable', { tokens_spent: false }), false), 'unspent');
+  });
+
+  it('follows the table for other codes, and Tor failures by where they happened', () => {
+    assert.equal(tokenFate(new ServerError(502, 'upstream_failed', 'chat: x'), false), 'retry');
+    assert.equal(tokenFate(new ServerError(400, 'token_spent', 'chat: x'), false), 'spent');
+    assert.equal(tokenFate(new TorTransportError('tor_unreachable', 'no tor'), false), 'unspent');
+    assert.equal(tokenFate(new TorTransportError('aborted', 'stopped'), true), 'spent');
+    assert.equal(tokenFate(new TorTransportError('aborted', 'stopped'), false), 'retry');
+    assert.equal(tokenFate(new Error('socket hang up'), true), 'retry');
   });
 });

@@ -3,7 +3,7 @@
  * codes and what they mean for the tokens come from the table the server uses (`API_ERRORS`).
  */
 import { API_ERRORS, isApiErrorCode, type ApiErrorCode, type TokenFate } from '@llmtor/protocol';
-import { readAll } from './torTransport.js';
+import { readAll, TorTransportError } from './torTransport.js';
 import type { HttpResponse } from './transport.js';
 
 export class ServerError extends Error {
@@ -32,6 +32,30 @@ function codesWhere(fate: TokenFate): string[] {
 export const NOT_SPENT: ReadonlySet<string> = new Set(codesWhere('unspent'));
 /** Answers after which the same request (same tokens, same bytes) should be sent again; `stream_cut` is this client's own (an answer cut off). */
 export const RETRY_SAME: ReadonlySet<string> = new Set([...codesWhere('retry'), 'stream_cut']);
+
+/**
+ * What a failed chat request means for its tokens: 'unspent' (back to the wallet), 'retry'
+ * (send the same request, same tokens, again) or 'spent' (gone).
+ */
+export function tokenFate(e: unknown, streamed: boolean): 'unspent' | 'retry' | 'spent' {
+  if (e instanceof TorTransportError) {
+    // Tor could not even reach the server: the tokens never left this machine.
+    if (e.code === 'tor_unreachable' || e.code === 'foreign_socket' || e.code === 'bad_url' || e.code === 'bad_socks_endpoint') return 'unspent';
+    if (e.code === 'aborted') return streamed ? 'spent' : 'retry';
+    return 'retry';
+  }
+  if (e instanceof ServerError) {
+    // The server's store failed while claiming: the claim may be recorded, holding the tokens
+    // for this very request. Only the same request can get them back (its answer, or a 409
+    // until the claim's lease ends); another request would find them taken.
+    if (e.details['tokens_spent'] === 'unknown') return 'retry';
+    if (NOT_SPENT.has(e.code)) return 'unspent';
+    if (RETRY_SAME.has(e.code)) return 'retry';
+    return 'spent';
+  }
+  // A connection cut mid-stream: the server keeps the answer for a retry of the same request.
+  return 'retry';
+}
 
 /** Reads an error response into a ServerError (the body is bounded and never logged). */
 export async function serverError(res: HttpResponse, what: string): Promise<ServerError> {

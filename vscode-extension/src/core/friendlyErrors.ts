@@ -53,7 +53,7 @@ export function friendlyError(e: unknown): FriendlyError {
 }
 
 /** What the chat view says about a server error code; `by_status` leaves it to the HTTP status (as for codes it does not know). */
-type Advice = 'buy_credits' | 'sign_in' | 'slow_down' | 'tokens_refused' | 'provider_failed' | 'rejected' | 'server_error' | 'as_is' | 'by_status';
+type Advice = 'buy_credits' | 'sign_in' | 'slow_down' | 'tokens_refused' | 'provider_failed' | 'store_failed' | 'payment_failed' | 'rejected' | 'server_error' | 'as_is' | 'by_status';
 
 /**
  * Every code of the server's table, decided: a code added there does not compile until it is
@@ -66,7 +66,7 @@ const ADVICE: Readonly<Record<ApiErrorCode, Advice>> = {
   not_implemented: 'server_error',
   bad_request: 'by_status',
   internal_error: 'server_error',
-  store_unavailable: 'provider_failed',
+  store_unavailable: 'store_failed',
   rate_limited: 'slow_down',
   request_in_progress: 'as_is',
   client_closed_request: 'rejected',
@@ -88,9 +88,9 @@ const ADVICE: Readonly<Record<ApiErrorCode, Advice>> = {
   mixed_keys: 'rejected',
   unknown_key: 'rejected',
   unknown_pack: 'rejected',
-  payments_not_configured: 'provider_failed',
-  payment_provider_error: 'provider_failed',
-  payment_not_yet_credited: 'provider_failed',
+  payments_not_configured: 'as_is',
+  payment_provider_error: 'payment_failed',
+  payment_not_yet_credited: 'payment_failed',
   missing_signature: 'by_status',
   invalid_signature: 'by_status',
   credits_required: 'tokens_refused',
@@ -148,6 +148,16 @@ function advise(e: ServerError, advice: Exclude<Advice, 'by_status'> | 'stream_c
       return { text: `The server refused the tokens (${detail}). Get new tokens and send again.`, action: { label: 'Get tokens', command: 'llmtor.getTokens' } };
     case 'provider_failed':
       return { text: `The model provider failed to answer (${detail}). Try again in a moment, or pick another model.` };
+    case 'store_failed':
+      // Not the model provider: LLM-Tor's own token store. Whether the tokens were taken is
+      // what the server said (`tokens_spent`), never assumed.
+      return e.details['tokens_spent'] === 'unknown'
+        ? { text: `The LLM-Tor server's token store failed while recording this message's tokens (${detail}). They are held for this message only: send it again unchanged in a minute (Regenerate) and it is not charged twice.` }
+        : { text: `The LLM-Tor server's token store is unavailable (${detail}). Nothing was charged; try again in a moment.` };
+    case 'payment_failed':
+      return e.code === 'payment_not_yet_credited'
+        ? { text: `The payment is not confirmed yet (${detail}). If you completed it, its credit arrives once the payment provider confirms it: refresh the balance in a few minutes.` }
+        : { text: `The payment provider failed (${detail}). Try again in a few minutes.` };
     case 'rejected':
       return { text: `The server rejected the request (${detail}).` };
     case 'server_error':

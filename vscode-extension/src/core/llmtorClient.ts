@@ -8,14 +8,13 @@
  *   anonymous (tokens)       → RedemptionApi over Tor only, a fresh circuit per request
  */
 import { challengeDeviation, challengeDigest, fromBase64Url, parseIssuerDirectory, parseWwwAuthenticate, pinnedChallenge, type IssuerDirectory } from '@llmtor/protocol';
-import { NOT_SPENT, RETRY_SAME, ServerError } from './apiErrors.js';
+import { ServerError, tokenFate } from './apiErrors.js';
 import { permanentAction, pickIssuingKey, transientAction, type AbuseTokenAction } from './epoch.js';
 import { checkKeyConsistency, KeyConsistencyError, pinDirectory, type PinDoc } from './keyConsistency.js';
 import { IssuanceApi, normalizeAccountKey, type AccountInfo, type CreditPack } from './issuanceApi.js';
 import { PinStore } from './pinStore.js';
 import { creditsFor, RedemptionApi, type ChatMessage, type ChatResult, type ModelInfo } from './redemptionApi.js';
 import { TokenMinter, type IssueResult } from './tokenMinter.js';
-import { TorTransportError } from './torTransport.js';
 import type { TorTransport, Transport } from './transport.js';
 import { NoReadyTokensError, type CreditToken, type SecretStore, type Wallet } from './wallet.js';
 
@@ -304,7 +303,7 @@ export class LlmTorClient {
         return { ...r, credits };
       } catch (e) {
         await this.refuseForeignChallenge(e, tokens);
-        const outcome = this.classify(e, produced);
+        const outcome = tokenFate(e, produced);
         if (outcome === 'retry' && attempt < (this.opts.chatRetries ?? 2) && !opts.signal?.aborted) {
           attempt++;
           opts.onRetry?.(e, attempt, this.opts.chatRetries ?? 2);
@@ -315,26 +314,6 @@ export class LlmTorClient {
         throw e;
       }
     }
-  }
-
-  /**
-   * What an error means for the tokens: 'unspent' (put them back), 'retry' (send the same
-   * request again), 'spent' (gone).
-   */
-  private classify(e: unknown, streamed: boolean): 'unspent' | 'retry' | 'spent' {
-    if (e instanceof TorTransportError) {
-      // Tor could not even reach the server: the tokens never left this machine.
-      if (e.code === 'tor_unreachable' || e.code === 'foreign_socket' || e.code === 'bad_url' || e.code === 'bad_socks_endpoint') return 'unspent';
-      if (e.code === 'aborted') return streamed ? 'spent' : 'retry';
-      return 'retry';
-    }
-    if (e instanceof ServerError) {
-      if (NOT_SPENT.has(e.code)) return 'unspent';
-      if (RETRY_SAME.has(e.code)) return 'retry';
-      return 'spent';
-    }
-    // A connection cut mid-stream: the server keeps the answer for a retry of the same request.
-    return 'retry';
   }
 
   /**
