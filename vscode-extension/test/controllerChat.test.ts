@@ -47,16 +47,16 @@ describe('controller: chat flow', () => {
       if (fail) throw new ServerError(502, 'upstream_failed', 'chat: the upstream provider failed');
       return 'ok';
     });
-    await c.send('first, fails');
+    await c.chat.send('first, fails');
     const after = c.state().messages;
     assert.equal(after[0]?.role, 'user');
     assert.match(after[0]?.error ?? '', /not added to your next message/);
     assert.match(after[1]?.error ?? '', /model provider failed/);
     fail = false;
-    await c.send('second');
+    await c.chat.send('second');
     assert.deepEqual(sent.at(-1), [{ role: 'user', content: 'second' }]);
     // Editing the failed prompt sends it again (alone: what followed it is dropped).
-    await c.edit(after[0]!.id, 'first, again');
+    await c.chat.edit(after[0]!.id, 'first, again');
     assert.deepEqual(sent.at(-1), [{ role: 'user', content: 'first, again' }]);
     assert.equal(c.state().messages[0]?.error, undefined);
     c.dispose();
@@ -69,7 +69,7 @@ describe('controller: chat flow', () => {
       await new Promise<void>((r) => (release = r));
       return 'late answer';
     });
-    const sending = c.send('hello');
+    const sending = c.chat.send('hello');
     for (let i = 0; i < 50 && !c.state().busy; i++) await new Promise((r) => setTimeout(r, 10));
     assert.match(c.state().busy ?? '', /model provider failed.*retrying \(1 of 2\)/);
     release();
@@ -80,7 +80,7 @@ describe('controller: chat flow', () => {
 
   it('keeps the model choice out of the settings (no reload prompt) and previews nothing identifying', async () => {
     const { c } = await controller(async () => 'ok');
-    c.selectModel('m');
+    c.chat.selectModel('m');
     assert.equal(c.state().model, 'm');
     assert.deepEqual(c.state().models, [{ id: 'm', priceCredits: 1, bytesPerCredit: 30_000 }]);
     c.dispose();

@@ -5,7 +5,9 @@
  */
 import * as vscode from 'vscode';
 import { NoReadyTokensError } from '../core/wallet.js';
-import { Controller, ProposalStore, errorText, proposals } from './controller.js';
+import { Controller } from './controller.js';
+import { ProposalStore, proposals } from './editorActions.js';
+import { errorText } from './explain.js';
 import { TorManager } from './torManager.js';
 import { ChatViewProvider, openChatPanel } from './webviewHost.js';
 
@@ -44,8 +46,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
   reg('llmtor.openChat', focusChat);
   reg('llmtor.focusChat', focusChat);
-  reg('llmtor.stop', () => c.stop());
-  reg('llmtor.account', () => c.accountMenu());
+  reg('llmtor.stop', () => c.chat.stop());
+  reg('llmtor.account', () => c.account.accountMenu());
   reg('llmtor.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:llmtor.llmtor-vscode'));
   reg('llmtor.acceptDiff', async (arg?: unknown) => {
     const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
@@ -62,20 +64,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   reg('llmtor.openChatInEditor', () => openChatPanel(context.extensionUri, c));
   reg('llmtor.newChat', async () => {
-    c.newChat();
+    c.chat.newChat();
     await focusChat();
   });
-  reg('llmtor.createAccount', () => c.createAccount().then(() => vscode.commands.executeCommand('llmtor.chat.focus')));
+  reg('llmtor.createAccount', () => c.account.createAccount().then(() => vscode.commands.executeCommand('llmtor.chat.focus')));
   reg('llmtor.signIn', async () => {
     const key = await vscode.window.showInputBox({ title: 'LLM-Tor account key', prompt: 'The digits you were shown when the account was created', password: true, ignoreFocusOut: true });
-    if (key) await c.signIn(key);
+    if (key) await c.account.signIn(key);
   });
-  reg('llmtor.signOut', () => c.signOut());
-  reg('llmtor.buyCredits', () => c.buy());
+  reg('llmtor.signOut', () => c.account.signOut());
+  reg('llmtor.buyCredits', () => c.account.buy());
   reg('llmtor.refreshBalance', () => c.refresh());
-  reg('llmtor.getTokens', () => c.getTokens());
-  reg('llmtor.revokeTransient', () => c.revokeTransient());
-  reg('llmtor.resetKeyPins', () => c.resetKeyPins());
+  reg('llmtor.getTokens', () => c.account.getTokens());
+  reg('llmtor.revokeTransient', () => c.account.revokeTransient());
+  reg('llmtor.resetKeyPins', () => c.account.resetKeyPins());
   reg('llmtor.restartTor', () => tor.restart().catch((e) => vscode.window.showErrorMessage(`LLM-Tor: ${errorText(e)}`)));
   reg('llmtor.clearHistory', () => c.clearHistory());
   reg('llmtor.sendSelection', async () => {
