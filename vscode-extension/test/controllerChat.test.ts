@@ -107,3 +107,22 @@ describe('errors a person can act on', () => {
     }
   });
 });
+
+describe('controller: #file context', () => {
+  it('sends attached files in a delimited block with that message only, and keeps them in the history', async () => {
+    const { c, sent } = await controller(async () => 'ok');
+    c.files.pending = [{ path: 'src/a.ts', text: 'export const a = 1;\n' }];
+    assert.equal(c.state().attachments.length, 1);
+    await c.chat.send('explain a');
+    assert.equal(c.state().attachments.length, 0, 'attachments go with the message they were attached to');
+    assert.equal(sent.at(-1)?.[0]?.content, '<attached-files count="1">\nFile: src/a.ts\n```ts\nexport const a = 1;\n```\n</attached-files>\n\nexplain a');
+    const shown = c.state().messages[0]!;
+    assert.equal(shown.content, 'explain a', 'the chat shows the words, the files as chips');
+    assert.deepEqual(shown.files?.map((f) => f.path), ['src/a.ts']);
+    // A later message resends the conversation as it was sent (the file is part of it), attaching nothing new.
+    await c.chat.send('and now?');
+    assert.match(sent.at(-1)?.[0]?.content ?? '', /^<attached-files count="1">/);
+    assert.equal(sent.at(-1)?.[2]?.content, 'and now?');
+    c.dispose();
+  });
+});

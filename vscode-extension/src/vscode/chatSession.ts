@@ -3,6 +3,7 @@
  * aged tokens. Requests go only through the client's Tor redemption path.
  */
 import * as vscode from 'vscode';
+import { withContext } from '../core/fileContext.js';
 import { ChallengeRefusedError, NoReadyTokensError } from '../core/llmtorClient.js';
 import { KeyConsistencyError } from '../core/keyConsistency.js';
 import type { UiState } from '../core/uiState.js';
@@ -28,7 +29,9 @@ export class ChatSession {
 
   async send(text: string): Promise<void> {
     if (!text.trim() || this.streamingId) return;
-    this.c.history.add({ role: 'user', content: text });
+    // Attached files go with this message only, inside its text (fileContext.ts).
+    const files = this.c.files.take();
+    this.c.history.add({ role: 'user', content: text, ...(files.length ? { files } : {}) });
     void this.c.startSchedule();
     await this.run();
   }
@@ -91,7 +94,7 @@ export class ChatSession {
     const messages = this.c.history
       .current()
       .messages.filter((m) => !m.error)
-      .map((m) => ({ role: m.role, content: m.content }));
+      .map((m) => ({ role: m.role, content: withContext(m.content, m.files) }));
     const answer = this.c.history.add({ role: 'assistant', content: '', ...(model ? { model } : {}) });
     this.streamingId = answer.id;
     const abort = new AbortController();

@@ -2,7 +2,7 @@
  * The extension's state, shared by every chat view (sidebar view, editor panel) and the status
  * bar: account, wallet, Tor, models, the current chat. The actions live beside it, by concern:
  * chatSession.ts (send, stream, wait for tokens), accountActions.ts (account, purchase, wallet),
- * editorActions.ts (insert, links, diffs), webviewHandlers.ts (what each webview message does).
+ * editorActions.ts (insert, links, diffs), fileAttachments.ts (`#file` context), webviewHandlers.ts (what each webview message does).
  *
  * Privacy notes for this layer:
  * - Nothing identifying is logged (no output channel with request data at all).
@@ -25,6 +25,7 @@ import { dispatch, type FromWebview, type ToWebview, type UiState } from '../cor
 import { AccountActions } from './accountActions.js';
 import { ChatSession } from './chatSession.js';
 import { EditorActions } from './editorActions.js';
+import { FileAttachments } from './fileAttachments.js';
 import { explain } from './explain.js';
 import { describe as describeTor, type TorManager } from './torManager.js';
 import { webviewHandlers } from './webviewHandlers.js';
@@ -56,6 +57,7 @@ export class Controller implements vscode.Disposable {
   readonly chat = new ChatSession(this);
   readonly account = new AccountActions(this);
   readonly editors = new EditorActions();
+  readonly files = new FileAttachments(this);
   private readonly handlers = webviewHandlers(this);
 
   constructor(
@@ -189,6 +191,7 @@ export class Controller implements vscode.Disposable {
       waiting: this.chat.waiting,
       error: this.error,
       historyEnabled: vscode.workspace.getConfiguration('llmtor').get<boolean>('history.enabled', true),
+      attachments: this.files.pending,
     };
   }
 

@@ -93,6 +93,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     await focusChat();
   });
 
+  // `#file` context: the explorer's context menu passes the clicked file (and the selection).
+  reg('llmtor.attachFile', async (arg?: unknown, all?: unknown) => {
+    const uris = Array.isArray(all) && all.every((u) => u instanceof vscode.Uri) ? (all as vscode.Uri[]) : arg instanceof vscode.Uri ? [arg] : [];
+    if (uris.length === 0) await c.files.pick();
+    for (const u of uris) if (!(await c.files.attach(u))) break;
+    await focusChat();
+  });
+
   registerChatParticipant(context, c);
   await c.start();
 }

@@ -26,5 +26,9 @@ export function webviewHandlers(c: Controller): FromWebviewHandlers {
     insert: (m) => c.editors.insertAtCursor(m.text),
     applyDiff: (m) => c.editors.applyAsDiff(m.text),
     openLink: (m) => c.editors.openLink(m.text),
+    fileQuery: (m) => c.files.query(m.query),
+    attachFile: (m) => c.files.attachOffered(m.path),
+    detachFile: (m) => c.files.detach(m.path),
+    pickFiles: () => c.files.pick(),
   };
 }
