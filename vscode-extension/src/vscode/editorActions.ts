@@ -6,23 +6,30 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 
+/** A proposed text for `target`, made from its text `base`. */
+interface Proposal {
+  target: vscode.Uri;
+  text: string;
+  base: string;
+}
+
 /**
  * Proposed file contents for "Apply as diff" and inline edits, served read-only under the
  * llmtor-proposal: scheme (in memory, never written anywhere until the user accepts).
  */
 export class ProposalStore implements vscode.TextDocumentContentProvider {
   static readonly scheme = 'llmtor-proposal';
-  private readonly texts = new Map<string, { target: vscode.Uri; text: string }>();
+  private readonly texts = new Map<string, Proposal>();
   private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
   readonly onDidChange = this.emitter.event;
 
-  put(target: vscode.Uri, text: string): vscode.Uri {
+  put(target: vscode.Uri, text: string, base: string): vscode.Uri {
     const uri = vscode.Uri.from({ scheme: ProposalStore.scheme, path: `/${randomUUID()}/${target.path.split('/').pop() ?? 'file'}` });
-    this.texts.set(uri.toString(), { target, text });
+    this.texts.set(uri.toString(), { target, text, base });
     this.emitter.fire(uri);
     return uri;
   }
-  get(uri: vscode.Uri): { target: vscode.Uri; text: string } | undefined {
+  get(uri: vscode.Uri): Proposal | undefined {
     return this.texts.get(uri.toString());
   }
   delete(uri: vscode.Uri): void {
@@ -96,8 +103,52 @@ export class EditorActions implements vscode.Disposable {
 
 /** Opens vscode.diff of the document against itself with `range` replaced by `code` (the whole text for an empty range). */
 export async function showProposal(doc: vscode.TextDocument, range: vscode.Range, code: string, title = 'LLM-Tor suggestion'): Promise<vscode.Uri> {
-  const proposed = range.isEmpty ? code : doc.getText(new vscode.Range(doc.positionAt(0), range.start)) + code + doc.getText(new vscode.Range(range.end, doc.positionAt(doc.getText().length)));
-  const uri = proposals.put(doc.uri, proposed);
+  const base = doc.getText();
+  const proposed = range.isEmpty ? code : doc.getText(new vscode.Range(doc.positionAt(0), range.start)) + code + doc.getText(new vscode.Range(range.end, doc.positionAt(base.length)));
+  const uri = proposals.put(doc.uri, proposed, base);
   await vscode.commands.executeCommand('vscode.diff', doc.uri, uri, `${doc.uri.path.split('/').pop() ?? 'file'} ↔ ${title}`);
   return uri;
+}
+
+/** The proposal shown in the active diff (or the one given by a title-bar button). */
+function proposalOf(arg: unknown): { uri: vscode.Uri; p: Proposal } | undefined {
+  const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
+  const p = uri && proposals.get(uri);
+  return uri && p ? { uri, p } : undefined;
+}
+
+async function closeDiffsOf(uri: vscode.Uri): Promise<void> {
+  const diffs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === uri.toString());
+  await vscode.window.tabGroups.close(diffs);
+}
+
+/**
+ * "Accept" (llmtor.acceptDiff): writes the proposal into the file — only if the file still has
+ * the text the proposal was made from, so edits made meanwhile are never overwritten.
+ */
+export async function acceptProposal(arg?: unknown): Promise<void> {
+  const found = proposalOf(arg);
+  if (!found) return;
+  const { uri, p } = found;
+  const doc = await vscode.workspace.openTextDocument(p.target);
+  if (doc.getText() !== p.base) {
+    void vscode.window.showWarningMessage('The file changed after this suggestion was made; it was not applied. Ask again for a suggestion against the current text.');
+    return;
+  }
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(p.target, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), p.text);
+  await vscode.workspace.applyEdit(edit);
+  // Close the suggestion's diff (wherever it is), then show the changed file.
+  await closeDiffsOf(uri);
+  proposals.delete(uri);
+  await vscode.window.showTextDocument(doc);
+}
+
+/** "Reject" (llmtor.rejectDiff): closes the diff; the file was never touched. */
+export async function rejectProposal(arg?: unknown): Promise<void> {
+  const found = proposalOf(arg);
+  if (!found) return;
+  await closeDiffsOf(found.uri);
+  proposals.delete(found.uri);
+  await vscode.window.showTextDocument(found.p.target);
 }

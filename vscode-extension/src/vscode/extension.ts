@@ -6,7 +6,9 @@
 import * as vscode from 'vscode';
 import { NoReadyTokensError } from '../core/wallet.js';
 import { Controller } from './controller.js';
-import { ProposalStore, proposals } from './editorActions.js';
+import { acceptProposal, ProposalStore, proposals, rejectProposal } from './editorActions.js';
+import { editSelection } from './inlineEdit.js';
+import { searchHistory } from './historySearch.js';
 import { errorText } from './explain.js';
 import { TorManager } from './torManager.js';
 import { ChatViewProvider, openChatPanel } from './webviewHost.js';
@@ -49,19 +51,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   reg('llmtor.stop', () => c.chat.stop());
   reg('llmtor.account', () => c.account.accountMenu());
   reg('llmtor.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:llmtor.llmtor-vscode'));
-  reg('llmtor.acceptDiff', async (arg?: unknown) => {
-    const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
-    const p = uri && proposals.get(uri);
-    if (!p) return;
-    const doc = await vscode.workspace.openTextDocument(p.target);
-    const edit = new vscode.WorkspaceEdit();
-    edit.replace(p.target, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), p.text);
-    await vscode.workspace.applyEdit(edit);
-    // Close the suggestion's diff (wherever it is), then show the changed file.
-    const diffs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === uri.toString());
-    await vscode.window.tabGroups.close(diffs);
-    await vscode.window.showTextDocument(doc);
-  });
+  reg('llmtor.acceptDiff', (arg?: unknown) => acceptProposal(arg));
+  reg('llmtor.rejectDiff', (arg?: unknown) => rejectProposal(arg));
+  reg('llmtor.editSelection', () => editSelection(c));
+  reg('llmtor.searchHistory', () => searchHistory(c));
   reg('llmtor.openChatInEditor', () => openChatPanel(context.extensionUri, c));
   reg('llmtor.newChat', async () => {
     c.chat.newChat();
