@@ -381,11 +381,12 @@ describe('VS Code (code-server) end to end over Tor', function () {
     await input.fill('privately nowhere-in-any-chat');
     await page.locator('.quick-input-widget', { hasText: 'no chat contains' }).waitFor({ timeout: 10_000 });
     await input.fill('privately');
+    await row.waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-history-search.png') });
     await row.click({ timeout: 10_000 });
     await ui.locator('.msg.user', { hasText: 'Say hello privately.' }).waitFor({ timeout: 10_000 });
     await ui.locator('.msg.user .msg-files .chip', { hasText: 'notes/attach-me.txt' }).waitFor();
     assert.equal(upstream.received.length, received, 'searching sends nothing');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-history-search.png') });
   });
 
   it('Apply… shows an answer\'s code as a diff against the active editor; Accept writes it', async () => {

@@ -121,7 +121,12 @@ prompt.addEventListener('input', () => {
   renderCost();
   askFiles();
 });
-prompt.addEventListener('blur', () => setTimeout(closeSuggest, 150));
+// Leaving the input closes the list (later, so a click on an item lands first) unless the input has the focus again by then.
+prompt.addEventListener('blur', () =>
+  setTimeout(() => {
+    if (document.activeElement !== prompt) closeSuggest();
+  }, 150),
+);
 
 // ---- `#file` completion (the host lists and reads files; only picked ones are attached) ----
 
