@@ -12,6 +12,15 @@ import type { Controller } from './controller.js';
 const LIST_TTL_MS = 10_000;
 const MAX_LISTED = 5000;
 
+/**
+ * A file's name as the model sees it: relative to the workspace; for a file outside it, only its
+ * name (an absolute path can name the user: /home/<name>/…).
+ */
+export function shownPath(uri: vscode.Uri): string {
+  const rel = vscode.workspace.asRelativePath(uri, (vscode.workspace.workspaceFolders?.length ?? 0) > 1);
+  return rel.startsWith('/') || /^[A-Za-z]:[\\/]/.test(rel) || rel === uri.fsPath ? (uri.path.split('/').pop() ?? 'file') : rel;
+}
+
 export class FileAttachments {
   /** Files attached to the message being written. */
   pending: FileContext[] = [];
@@ -25,7 +34,7 @@ export class FileAttachments {
     if (this.listing && Date.now() - this.listing.at < LIST_TTL_MS) return this.listing.files;
     const uris = await vscode.workspace.findFiles('**/*', '**/{node_modules,.git}/**', MAX_LISTED);
     const files = new Map<string, vscode.Uri>();
-    for (const u of uris) files.set(vscode.workspace.asRelativePath(u, (vscode.workspace.workspaceFolders?.length ?? 0) > 1), u);
+    for (const u of uris) files.set(shownPath(u), u);
     this.listing = { at: Date.now(), files };
     return files;
   }
@@ -46,7 +55,7 @@ export class FileAttachments {
 
   /** Reads a file the user picked and attaches it, or says plainly why not. */
   async attach(uri: vscode.Uri): Promise<boolean> {
-    const path = vscode.workspace.asRelativePath(uri, (vscode.workspace.workspaceFolders?.length ?? 0) > 1);
+    const path = shownPath(uri);
     let problem: string | undefined;
     let text = '';
     try {

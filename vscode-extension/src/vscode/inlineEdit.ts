@@ -11,6 +11,7 @@ import { NoReadyTokensError } from '../core/llmtorClient.js';
 import type { Controller } from './controller.js';
 import { showProposal } from './editorActions.js';
 import { errorText } from './explain.js';
+import { shownPath } from './fileAttachments.js';
 
 export async function editSelection(c: Controller): Promise<void> {
   const editor = vscode.window.activeTextEditor ?? c.editors.lastEditor;
@@ -38,7 +39,7 @@ export async function editSelection(c: Controller): Promise<void> {
   });
   if (!instruction?.trim()) return;
   const version = doc.version;
-  const content = editPrompt({ instruction, path: vscode.workspace.asRelativePath(doc.uri, false), languageId: doc.languageId, code, wholeFile });
+  const content = editPrompt({ instruction, path: shownPath(doc.uri), languageId: doc.languageId, code, wholeFile });
   const abort = new AbortController();
   try {
     const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'LLM-Tor: editing over Tor', cancellable: true }, async (progress, token) => {
