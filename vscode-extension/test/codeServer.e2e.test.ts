@@ -3,8 +3,9 @@
  * fresh extensions directory, driven by playwright-core with Debian's Chromium. The
  * extension talks to the real proxy (in-process local stack) through the real private Tor
  * network, redeeming via the onion address: open the panel, create an account, get credits
- * (the local stack's admin grant), get tokens, send a prompt, watch the answer stream in.
- * A screenshot is saved under test-artifacts/.
+ * (the local stack's admin grant), get tokens, send a prompt, watch the answer stream in;
+ * attach workspace files with `#`, edit a selection through a diff, search the history.
+ * Screenshots are saved under test-artifacts/.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -96,7 +97,8 @@ describe('VS Code (code-server) end to end over Tor', function () {
         'llmtor.tor.extraTorrc': readFileSync(path.join(tor.dataDirs.client, 'torrc'), 'utf8')
           .split('\n')
           .filter((l) => l.trim() && !/^(DataDirectory|SocksPort|ControlPort|CookieAuthentication|Log|__OwningControllerProcess|PidFile)\b/.test(l)),
-        'llmtor.wallet.batchSize': 3,
+        // Enough tokens for every chat below (the #file message costs 2: its file is 40 kB).
+        'llmtor.wallet.batchSize': 6,
         // The directory is fetched on "Get tokens", the tokens 1–2 s later (900 s by default).
         'llmtor.wallet.directoryGapSeconds': 1,
         'llmtor.wallet.minAgeSeconds': 0,
@@ -142,8 +144,9 @@ describe('VS Code (code-server) end to end over Tor', function () {
       }
       const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
       if (await row.isVisible({ timeout: 1000 }).catch(() => false)) {
-        await row.click();
-        return;
+        // The palette can still close under a focus change (an editor opening): then retry.
+        if (await row.click({ timeout: 3000 }).then(() => true, () => false)) return;
+        continue;
       }
       await page.keyboard.press('Escape');
       await page.waitForTimeout(500);
@@ -202,8 +205,8 @@ describe('VS Code (code-server) end to end over Tor', function () {
     assert.equal(grant.status, 201);
     await ui.locator('#dismiss-key').click();
     await runCommand('LLM-Tor: Get Tokens Now');
-    await ui.locator('#wallet', { hasText: '3 tokens (3 ready)' }).waitFor({ timeout: 90_000 });
-    await ui.locator('#balance', { hasText: '7 credits' }).waitFor({ timeout: 30_000 });
+    await ui.locator('#wallet', { hasText: '6 tokens (6 ready)' }).waitFor({ timeout: 90_000 });
+    await ui.locator('#balance', { hasText: '4 credits' }).waitFor({ timeout: 30_000 });
     await ui.locator('#model option', { hasText: 'test-model' }).waitFor({ state: 'attached', timeout: 30_000 });
     assert.equal(await ui.locator('#prompt').inputValue(), draft, 'the draft survived account creation and the refill');
     // Cost preview for the message in the composer.
@@ -239,7 +242,7 @@ describe('VS Code (code-server) end to end over Tor', function () {
     assert.notEqual(strColor, plainColor, 'strings are coloured');
     for (const b of ['.copy-code', '.insert-code', '.apply-code']) await ui.locator(`.msg.assistant ${b}`).first().waitFor();
     await ui.locator('.msg.assistant .meta', { hasText: 'test-model · 1 credit' }).waitFor();
-    await ui.locator('#wallet', { hasText: '2 tokens' }).waitFor({ timeout: 10_000 });
+    await ui.locator('#wallet', { hasText: '5 tokens' }).waitFor({ timeout: 10_000 });
 
     // The proxy's peers for the chat were the onion service's tor, never this machine's client.
     const chatPeers = peers.slice(peersBefore);
@@ -261,19 +264,146 @@ describe('VS Code (code-server) end to end over Tor', function () {
     await ui.locator('#prompt').fill('');
 
     // Status bar shows Tor and the wallet.
-    await page.locator('.statusbar-item', { hasText: /Tor · .*2\/2/ }).first().waitFor({ timeout: 10_000 });
+    await page.locator('.statusbar-item', { hasText: /Tor · .*5\/5/ }).first().waitFor({ timeout: 10_000 });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-chat.png') });
   });
 
+  /** Waits until the last answer in the chat has finished streaming and shows the canned text. */
+  async function answerComplete(ui: FrameLocator, answersBefore: number): Promise<void> {
+    const answer = ui.locator('.msg.assistant').nth(answersBefore);
+    await answer.locator('.content', { hasText: 'That was a code block.' }).waitFor({ timeout: 90_000 });
+    await ui.locator('.msg.assistant.streaming').waitFor({ state: 'detached', timeout: 30_000 });
+    assert.equal(await answer.locator('.msg-error').count(), 0);
+  }
+
+  /**
+   * Opens a workspace file in an editor (Quick Open). A file written a moment ago can be missing
+   * from Quick Open's list until the file watcher reports it: close, wait and ask again.
+   */
+  async function openFile(name: string, firstLine: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await page.keyboard.press('Control+P');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible', timeout: 5000 });
+      await input.fill(name);
+      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
+      if (await row.click({ timeout: 5000 }).then(() => true, () => false)) break;
+      assert.ok(attempt < 5, `${name} never appeared in Quick Open`);
+      await page.keyboard.press('Escape');
+      await page.waitForTimeout(1000);
+    }
+    await page.locator('.editor-instance .view-lines', { hasText: firstLine }).first().waitFor({ timeout: 15_000 });
+  }
+
+  it('#file: typing # lists workspace files; picked files show as removable chips, count in the cost, and go only inside that message', async () => {
+    const ui = webview();
+    mkdirSync(path.join(code.folder, 'notes'), { recursive: true });
+    // 40 kB: the message costs 2 credits with it, 1 without (30 kB per credit).
+    const marker = 'ATTACHED-CONTENT-42';
+    writeFileSync(path.join(code.folder, 'notes', 'attach-me.txt'), `${marker}\n${'context line\n'.repeat(3200)}`);
+    writeFileSync(path.join(code.folder, 'notes', 'other.txt'), 'another file\n');
+    writeFileSync(path.join(code.folder, 'big.log'), 'x'.repeat(300_000));
+    const prompt = ui.locator('#prompt');
+
+    // Too big: a plain message, nothing attached.
+    await prompt.fill('#big.lo');
+    await ui.locator('#file-suggest .suggest-item[data-path="big.log"]').waitFor({ timeout: 30_000 });
+    await prompt.press('Enter');
+    await ui.locator('#error', { hasText: 'big.log is 300 kB; a file can be attached up to 200 kB' }).waitFor({ timeout: 10_000 });
+    assert.equal(await ui.locator('#attachments .chip').count(), 0);
+    await ui.locator('#dismiss-error').click();
+
+    // Attach two, remove one.
+    await prompt.fill('Summarize #attach');
+    await ui.locator('#file-suggest .suggest-item[data-path="notes/attach-me.txt"]').waitFor({ timeout: 10_000 });
+    await prompt.press('Enter');
+    await ui.locator('#attachments .chip[data-path="notes/attach-me.txt"]').waitFor({ timeout: 10_000 });
+    assert.equal(await prompt.inputValue(), 'Summarize ', 'the #query was replaced by the chip');
+    await prompt.press('End');
+    await prompt.pressSequentially('#other');
+    await ui.locator('#file-suggest .suggest-item[data-path="notes/other.txt"]').click({ timeout: 10_000 });
+    await ui.locator('#attachments .chip[data-path="notes/other.txt"]').waitFor({ timeout: 10_000 });
+    await ui.locator('#cost', { hasText: '2 credits' }).waitFor({ timeout: 10_000 });
+    assert.match((await ui.locator('#cost').getAttribute('title')) ?? '', /attached files included/);
+    await ui.locator('#attachments .chip[data-path="notes/other.txt"] button').click();
+    await ui.locator('#attachments .chip[data-path="notes/other.txt"]').waitFor({ state: 'detached', timeout: 10_000 });
+    await prompt.pressSequentially('this file.');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-file-context.png') });
+
+    const answersBefore = await ui.locator('.msg.assistant').count();
+    const received = upstream.received.length;
+    await prompt.press('Enter');
+    await answerComplete(ui, answersBefore);
+    await ui.locator('#attachments .chip').first().waitFor({ state: 'detached', timeout: 10_000 });
+    await ui.locator('.msg.user .msg-files .chip', { hasText: 'notes/attach-me.txt' }).waitFor();
+    await ui.locator('.msg.assistant .meta', { hasText: 'test-model · 2 credits' }).waitFor({ timeout: 10_000 });
+    const sent = upstream.received.slice(received);
+    assert.equal(sent.length, 1);
+    const body = JSON.parse(sent[0]!.rawBody) as { messages: { content: string }[] };
+    const last = body.messages.at(-1)!.content;
+    assert.match(last, /^<attached-files count="1">\nFile: notes\/attach-me\.txt\n```txt\nATTACHED-CONTENT-42\n/);
+    assert.match(last, /<\/attached-files>\n\nSummarize this file\.$/);
+    assert.doesNotMatch(sent[0]!.rawBody, /another file|xxxxxxxxxx/, 'a removed or refused file is not sent');
+    assert.equal(body.messages.slice(0, -1).some((m) => m.content.includes(marker)), false, 'only that message carries the file');
+  });
+
+  it('Edit Selection…: the instruction and the selected code go over Tor; the answer opens as a diff; Reject leaves the file untouched', async () => {
+    const original = 'function greet() {\n  return 1;\n}\n';
+    writeFileSync(path.join(code.folder, 'edit-me.js'), original);
+    await openFile('edit-me.js', 'function greet() {');
+    await page.locator('.editor-instance .view-lines').first().click();
+    await page.keyboard.press('Control+A');
+    const received = upstream.received.length;
+    await runCommand('LLM-Tor: Edit Selection…');
+    const input = page.locator('.quick-input-widget input');
+    await page.locator('.quick-input-widget', { hasText: 'LLM-Tor: edit the selection' }).waitFor({ timeout: 10_000 });
+    await input.fill('log something private');
+    await input.press('Enter');
+    await page.locator('.tab', { hasText: 'LLM-Tor edit' }).first().waitFor({ timeout: 120_000 });
+    await page.locator('.monaco-diff-editor .view-lines', { hasText: 'console.log("private");' }).first().waitFor({ timeout: 15_000 });
+    const sent = upstream.received.slice(received);
+    assert.equal(sent.length, 1);
+    const content = (JSON.parse(sent[0]!.rawBody) as { messages: { content: string }[] }).messages;
+    assert.equal(content.length, 1, 'only the edit request, not the chat');
+    assert.match(content[0]!.content, /Instruction: log something private\n\n```javascript\nfunction greet\(\) \{\n {2}return 1;\n\}\n```$/);
+    assert.match(content[0]!.content, /Edit the whole file edit-me\.js|Edit this part of edit-me\.js/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-inline-edit.png') });
+    await page.locator('.editor-actions a[aria-label^="Reject Suggested Change"]').first().click({ timeout: 10_000 });
+    await page.locator('.tab', { hasText: 'LLM-Tor edit' }).first().waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(readFileSync(path.join(code.folder, 'edit-me.js'), 'utf8'), original, 'rejected: the file is unchanged');
+    await page.locator('.tab.active', { hasText: 'edit-me.js' }).first().waitFor({ timeout: 10_000 });
+  });
+
+  it('Search Chat History…: finds a past chat by its text and reopens it (local only)', async () => {
+    const ui = webview();
+    await ui.locator('#new-chat').click();
+    await ui.locator('.msg').first().waitFor({ state: 'detached', timeout: 10_000 });
+    const received = upstream.received.length;
+    await runCommand('LLM-Tor: Search Chat History…');
+    const input = page.locator('.quick-input-widget input');
+    await page.locator('.quick-input-widget', { hasText: 'search chat history' }).waitFor({ timeout: 10_000 });
+    await input.fill('PRIVATELY hello');
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Say hello privately.' }).first();
+    await row.waitFor({ timeout: 10_000 });
+    await input.fill('privately nowhere-in-any-chat');
+    await page.locator('.quick-input-widget', { hasText: 'no chat contains' }).waitFor({ timeout: 10_000 });
+    await input.fill('privately');
+    await row.waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-extension-history-search.png') });
+    await row.click({ timeout: 10_000 });
+    await ui.locator('.msg.user', { hasText: 'Say hello privately.' }).waitFor({ timeout: 10_000 });
+    await ui.locator('.msg.user .msg-files .chip', { hasText: 'notes/attach-me.txt' }).waitFor();
+    assert.equal(upstream.received.length, received, 'searching sends nothing');
+    // Reopening ends with the focus in the chat input; the next test's Quick Open must not open before (it would close).
+    await ui.locator('#prompt:focus').waitFor({ timeout: 10_000 });
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
+  });
+
   it('Apply… shows an answer\'s code as a diff against the active editor; Accept writes it', async () => {
     writeFileSync(path.join(code.folder, 'sample.js'), 'const before = 1;\n');
-    await page.keyboard.press('Control+P');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: 5000 });
-    await input.fill('sample.js');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'sample.js' }).first().click({ timeout: 15_000 });
-    await page.locator('.editor-instance .view-lines', { hasText: 'const before = 1;' }).first().waitFor({ timeout: 15_000 });
+    await openFile('sample.js', 'const before = 1;');
     await webview().locator('.msg.assistant .apply-code').first().click();
     await page.locator('.monaco-diff-editor').first().waitFor({ timeout: 15_000 });
     await page.locator('.tab', { hasText: 'LLM-Tor suggestion' }).first().waitFor({ timeout: 10_000 });

@@ -47,16 +47,16 @@ describe('controller: chat flow', () => {
       if (fail) throw new ServerError(502, 'upstream_failed', 'chat: the upstream provider failed');
       return 'ok';
     });
-    await c.send('first, fails');
+    await c.chat.send('first, fails');
     const after = c.state().messages;
     assert.equal(after[0]?.role, 'user');
     assert.match(after[0]?.error ?? '', /not added to your next message/);
     assert.match(after[1]?.error ?? '', /model provider failed/);
     fail = false;
-    await c.send('second');
+    await c.chat.send('second');
     assert.deepEqual(sent.at(-1), [{ role: 'user', content: 'second' }]);
     // Editing the failed prompt sends it again (alone: what followed it is dropped).
-    await c.edit(after[0]!.id, 'first, again');
+    await c.chat.edit(after[0]!.id, 'first, again');
     assert.deepEqual(sent.at(-1), [{ role: 'user', content: 'first, again' }]);
     assert.equal(c.state().messages[0]?.error, undefined);
     c.dispose();
@@ -69,7 +69,7 @@ describe('controller: chat flow', () => {
       await new Promise<void>((r) => (release = r));
       return 'late answer';
     });
-    const sending = c.send('hello');
+    const sending = c.chat.send('hello');
     for (let i = 0; i < 50 && !c.state().busy; i++) await new Promise((r) => setTimeout(r, 10));
     assert.match(c.state().busy ?? '', /model provider failed.*retrying \(1 of 2\)/);
     release();
@@ -80,7 +80,7 @@ describe('controller: chat flow', () => {
 
   it('keeps the model choice out of the settings (no reload prompt) and previews nothing identifying', async () => {
     const { c } = await controller(async () => 'ok');
-    c.selectModel('m');
+    c.chat.selectModel('m');
     assert.equal(c.state().model, 'm');
     assert.deepEqual(c.state().models, [{ id: 'm', priceCredits: 1, bytesPerCredit: 30_000 }]);
     c.dispose();
@@ -105,5 +105,24 @@ describe('errors a person can act on', () => {
       assert.match(f.text, text, String(e));
       assert.equal(f.action?.command, command, String(e));
     }
+  });
+});
+
+describe('controller: #file context', () => {
+  it('sends attached files in a delimited block with that message only, and keeps them in the history', async () => {
+    const { c, sent } = await controller(async () => 'ok');
+    c.files.pending = [{ path: 'src/a.ts', text: 'export const a = 1;\n' }];
+    assert.equal(c.state().attachments.length, 1);
+    await c.chat.send('explain a');
+    assert.equal(c.state().attachments.length, 0, 'attachments go with the message they were attached to');
+    assert.equal(sent.at(-1)?.[0]?.content, '<attached-files count="1">\nFile: src/a.ts\n```ts\nexport const a = 1;\n```\n</attached-files>\n\nexplain a');
+    const shown = c.state().messages[0]!;
+    assert.equal(shown.content, 'explain a', 'the chat shows the words, the files as chips');
+    assert.deepEqual(shown.files?.map((f) => f.path), ['src/a.ts']);
+    // A later message resends the conversation as it was sent (the file is part of it), attaching nothing new.
+    await c.chat.send('and now?');
+    assert.match(sent.at(-1)?.[0]?.content ?? '', /^<attached-files count="1">/);
+    assert.equal(sent.at(-1)?.[2]?.content, 'and now?');
+    c.dispose();
   });
 });

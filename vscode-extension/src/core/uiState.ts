@@ -5,6 +5,7 @@
  * Only `zod` is imported: the webview bundle (browser, no Node types) includes this file.
  */
 import { z } from 'zod';
+import type { FileContext } from './fileContext.js';
 
 /** One chat message as the webview shows it (history stores it with a timestamp). */
 export interface ChatMessage {
@@ -14,6 +15,8 @@ export interface ChatMessage {
   model?: string;
   credits?: number;
   error?: string;
+  /** Workspace files attached to a user message (`#file`), sent in its text (fileContext.ts). */
+  files?: FileContext[];
 }
 
 export interface WalletCounts {
@@ -44,6 +47,8 @@ export interface UiState {
   /** A plain-language error and, where one exists, the action that fixes it. */
   error: { text: string; action?: { label: string; command: string } } | undefined;
   historyEnabled: boolean;
+  /** Files attached to the message being written (sent with it, then cleared). */
+  attachments: FileContext[];
 }
 
 const text = z.string().max(2_000_000);
@@ -73,6 +78,13 @@ export const fromWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('insert'), text }),
   z.object({ type: z.literal('applyDiff'), text, lang: z.string().max(50) }),
   z.object({ type: z.literal('openLink'), text }),
+  /** `#` typed in the composer: which workspace files match (answered with fileMatches). */
+  z.object({ type: z.literal('fileQuery'), query: z.string().max(500) }),
+  /** Attach a file the host offered in fileMatches (any other path is ignored). */
+  z.object({ type: z.literal('attachFile'), path: z.string().max(2000) }),
+  z.object({ type: z.literal('detachFile'), path: z.string().max(2000) }),
+  /** "+ File": the host's QuickPick of workspace files. */
+  z.object({ type: z.literal('pickFiles') }),
 ]);
 export type FromWebview = z.infer<typeof fromWebviewSchema>;
 
@@ -81,7 +93,8 @@ export type ToWebview =
   | { type: 'state'; state: UiState }
   | { type: 'delta'; id: string; text: string }
   | { type: 'context'; text: string }
-  | { type: 'focus' };
+  | { type: 'focus' }
+  | { type: 'fileMatches'; query: string; paths: string[] };
 
 type Handlers<M extends { type: string }, R> = { [T in M['type']]: (m: Extract<M, { type: T }>) => R };
 /** One handler per message type; a missing or misspelt one is a compile error. */

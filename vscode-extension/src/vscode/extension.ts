@@ -5,7 +5,11 @@
  */
 import * as vscode from 'vscode';
 import { NoReadyTokensError } from '../core/wallet.js';
-import { Controller, ProposalStore, errorText, proposals } from './controller.js';
+import { Controller } from './controller.js';
+import { acceptProposal, ProposalStore, proposals, rejectProposal } from './editorActions.js';
+import { editSelection } from './inlineEdit.js';
+import { searchHistory } from './historySearch.js';
+import { errorText } from './explain.js';
 import { TorManager } from './torManager.js';
 import { ChatViewProvider, openChatPanel } from './webviewHost.js';
 
@@ -44,38 +48,29 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
   reg('llmtor.openChat', focusChat);
   reg('llmtor.focusChat', focusChat);
-  reg('llmtor.stop', () => c.stop());
-  reg('llmtor.account', () => c.accountMenu());
+  reg('llmtor.stop', () => c.chat.stop());
+  reg('llmtor.account', () => c.account.accountMenu());
   reg('llmtor.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:llmtor.llmtor-vscode'));
-  reg('llmtor.acceptDiff', async (arg?: unknown) => {
-    const uri = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
-    const p = uri && proposals.get(uri);
-    if (!p) return;
-    const doc = await vscode.workspace.openTextDocument(p.target);
-    const edit = new vscode.WorkspaceEdit();
-    edit.replace(p.target, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), p.text);
-    await vscode.workspace.applyEdit(edit);
-    // Close the suggestion's diff (wherever it is), then show the changed file.
-    const diffs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.modified.toString() === uri.toString());
-    await vscode.window.tabGroups.close(diffs);
-    await vscode.window.showTextDocument(doc);
-  });
+  reg('llmtor.acceptDiff', (arg?: unknown) => acceptProposal(arg));
+  reg('llmtor.rejectDiff', (arg?: unknown) => rejectProposal(arg));
+  reg('llmtor.editSelection', () => editSelection(c));
+  reg('llmtor.searchHistory', () => searchHistory(c));
   reg('llmtor.openChatInEditor', () => openChatPanel(context.extensionUri, c));
   reg('llmtor.newChat', async () => {
-    c.newChat();
+    c.chat.newChat();
     await focusChat();
   });
-  reg('llmtor.createAccount', () => c.createAccount().then(() => vscode.commands.executeCommand('llmtor.chat.focus')));
+  reg('llmtor.createAccount', () => c.account.createAccount().then(() => vscode.commands.executeCommand('llmtor.chat.focus')));
   reg('llmtor.signIn', async () => {
     const key = await vscode.window.showInputBox({ title: 'LLM-Tor account key', prompt: 'The digits you were shown when the account was created', password: true, ignoreFocusOut: true });
-    if (key) await c.signIn(key);
+    if (key) await c.account.signIn(key);
   });
-  reg('llmtor.signOut', () => c.signOut());
-  reg('llmtor.buyCredits', () => c.buy());
+  reg('llmtor.signOut', () => c.account.signOut());
+  reg('llmtor.buyCredits', () => c.account.buy());
   reg('llmtor.refreshBalance', () => c.refresh());
-  reg('llmtor.getTokens', () => c.getTokens());
-  reg('llmtor.revokeTransient', () => c.revokeTransient());
-  reg('llmtor.resetKeyPins', () => c.resetKeyPins());
+  reg('llmtor.getTokens', () => c.account.getTokens());
+  reg('llmtor.revokeTransient', () => c.account.revokeTransient());
+  reg('llmtor.resetKeyPins', () => c.account.resetKeyPins());
   reg('llmtor.restartTor', () => tor.restart().catch((e) => vscode.window.showErrorMessage(`LLM-Tor: ${errorText(e)}`)));
   reg('llmtor.clearHistory', () => c.clearHistory());
   reg('llmtor.sendSelection', async () => {
@@ -88,6 +83,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const e = vscode.window.activeTextEditor;
     if (!e) return;
     c.addContext(fence(e.document, e.document.getText()));
+    await focusChat();
+  });
+
+  // `#file` context: the explorer's context menu passes the clicked file (and the selection).
+  reg('llmtor.attachFile', async (arg?: unknown, all?: unknown) => {
+    const uris = Array.isArray(all) && all.every((u) => u instanceof vscode.Uri) ? (all as vscode.Uri[]) : arg instanceof vscode.Uri ? [arg] : [];
+    if (uris.length === 0) await c.files.pick();
+    for (const u of uris) if (!(await c.files.attach(u))) break;
     await focusChat();
   });
 

@@ -9,6 +9,7 @@
  * is never re-rendered. Text from the model is rendered only through renderMarkdown
  * (escape-first, fixed tag set); everything else is set with textContent. No network (CSP).
  */
+import { formatBytes, hashQueryAt, utf8Bytes, withContext, type FileContext } from '../core/fileContext';
 import { renderMarkdown } from '../core/markdown';
 import { creditsForBytes, dispatch, type ChatMessage, type FromWebview, type ToWebview, type ToWebviewHandlers, type UiState } from '../core/uiState';
 
@@ -70,7 +71,12 @@ const cost = el('span', { id: 'cost', class: 'cost' });
 const sendBtn = button('send', 'Send', () => send(), { title: 'Send (Enter)' });
 const stopBtn = button('stop', 'Stop', () => post({ type: 'stop' }), { title: 'Stop the answer' });
 const regenBtn = button('regenerate', 'Regenerate', () => post({ type: 'regenerate' }), { secondary: true, title: 'Ask again for the last answer' });
-const composer = el('div', { class: 'composer' }, prompt, el('div', { class: 'composer-row' }, modelSelect, cost, el('span', { class: 'spacer' }), regenBtn, stopBtn, sendBtn));
+const addFileBtn = button('add-file', '+ File', () => post({ type: 'pickFiles' }), { secondary: true, title: 'Attach workspace files to this message (or type #)' });
+/** Files attached to the message being written, as removable chips. */
+const chips = el('div', { id: 'attachments', class: 'chips', hidden: '' });
+/** The `#` completion: workspace files matching what follows the `#`. */
+const suggest = el('ul', { id: 'file-suggest', class: 'suggest', role: 'listbox', 'aria-label': 'Workspace files', hidden: '' });
+const composer = el('div', { class: 'composer' }, chips, suggest, prompt, el('div', { class: 'composer-row' }, modelSelect, cost, addFileBtn, el('span', { class: 'spacer' }), regenBtn, stopBtn, sendBtn));
 app.append(header, errorBox, keyBox, welcome, waitingBox, messagesBox, composer);
 
 // Links in answers: never followed inside the webview; the host warns that they open outside Tor.
@@ -88,12 +94,99 @@ modelSelect.addEventListener('change', () => {
 });
 chatSelect.addEventListener('change', () => post({ type: 'selectChat', id: chatSelect.value }));
 prompt.addEventListener('keydown', (e) => {
+  if (!suggest.hidden && suggestion.paths.length > 0 && !e.isComposing) {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      suggestion.index = (suggestion.index + (e.key === 'ArrowDown' ? 1 : -1) + suggestion.paths.length) % suggestion.paths.length;
+      renderSuggest();
+      return;
+    }
+    if ((e.key === 'Enter' && !e.shiftKey) || e.key === 'Tab') {
+      e.preventDefault();
+      chooseFile(suggestion.paths[suggestion.index]!);
+      return;
+    }
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      closeSuggest();
+      return;
+    }
+  }
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     send();
   } else if (e.key === 'Escape' && state?.streamingId) post({ type: 'stop' });
 });
-prompt.addEventListener('input', () => renderCost());
+prompt.addEventListener('input', () => {
+  renderCost();
+  askFiles();
+});
+// Leaving the input closes the list (later, so a click on an item lands first) unless the input has the focus again by then.
+prompt.addEventListener('blur', () =>
+  setTimeout(() => {
+    if (document.activeElement !== prompt) closeSuggest();
+  }, 150),
+);
+
+// ---- `#file` completion (the host lists and reads files; only picked ones are attached) ----
+
+const suggestion: { query: string | undefined; paths: string[]; index: number } = { query: undefined, paths: [], index: 0 };
+
+function askFiles(): void {
+  const q = hashQueryAt(prompt.value, prompt.selectionStart ?? prompt.value.length);
+  if (!q) return closeSuggest();
+  suggestion.query = q.query;
+  post({ type: 'fileQuery', query: q.query });
+}
+
+function closeSuggest(): void {
+  suggestion.query = undefined;
+  suggestion.paths = [];
+  suggest.hidden = true;
+  suggest.replaceChildren();
+}
+
+function renderSuggest(): void {
+  suggest.hidden = suggestion.paths.length === 0;
+  suggest.replaceChildren(
+    ...suggestion.paths.map((p, i) => {
+      const li = el('li', { role: 'option', class: 'suggest-item', 'data-path': p, 'aria-selected': String(i === suggestion.index) }, p);
+      // mousedown, not click: the textarea's blur would close the list first.
+      li.addEventListener('mousedown', (e) => {
+        e.preventDefault();
+        chooseFile(p);
+      });
+      return li;
+    }),
+  );
+}
+
+/** Removes the typed `#query` from the prompt and asks the host to attach the file. */
+function chooseFile(path: string): void {
+  const caret = prompt.selectionStart ?? prompt.value.length;
+  const q = hashQueryAt(prompt.value, caret);
+  if (q) {
+    prompt.value = prompt.value.slice(0, q.start) + prompt.value.slice(caret);
+    prompt.setSelectionRange(q.start, q.start);
+  }
+  closeSuggest();
+  post({ type: 'attachFile', path });
+}
+
+function renderChips(files: FileContext[]): void {
+  if (!changed('attachments', files.map((f) => f.path))) return;
+  chips.hidden = files.length === 0;
+  chips.replaceChildren(
+    ...files.map((f) =>
+      el(
+        'span',
+        { class: 'chip', 'data-path': f.path, title: `${f.path} — sent with this message only` },
+        el('span', { class: 'chip-name' }, `${f.path.slice(f.path.lastIndexOf('/') + 1)} · ${formatBytes(utf8Bytes(f.text))}`),
+        button(`detach-${f.path}`, '×', () => post({ type: 'detachFile', path: f.path }), { title: `Remove ${f.path}`, secondary: true, icon: true }),
+      ),
+    ),
+  );
+}
 
 function send(): void {
   const text = prompt.value;
@@ -187,7 +280,7 @@ function renderBanners(s: UiState): void {
 
 function messageSig(m: ChatMessage, s: UiState): string {
   const isStreaming = m.id === s.streamingId;
-  return JSON.stringify([m.content, m.error, m.model, m.credits, isStreaming, !!s.streamingId, isStreaming ? s.busy : undefined]);
+  return JSON.stringify([m.content, m.files?.map((f) => f.path), m.error, m.model, m.credits, isStreaming, !!s.streamingId, isStreaming ? s.busy : undefined]);
 }
 
 function renderMessage(m: ChatMessage, s: UiState): HTMLElement {
@@ -199,7 +292,8 @@ function renderMessage(m: ChatMessage, s: UiState): HTMLElement {
   if (!isStreaming) actions.append(button(`delete-${m.id}`, 'Delete', () => post({ type: 'delete', id: m.id }), { secondary: true }));
   const meta = m.role === 'assistant' && (m.model || m.credits) ? el('div', { class: 'meta' }, [m.model, m.credits ? `${m.credits} credit${m.credits === 1 ? '' : 's'}` : ''].filter(Boolean).join(' · ')) : '';
   const err = m.error ? el('div', { class: 'msg-error' }, m.error) : '';
-  return el('div', { class: `msg ${m.role}${isStreaming ? ' streaming' : ''}${m.error ? ' failed' : ''}`, 'data-id': m.id }, content, err, meta, actions);
+  const files = m.files?.length ? el('div', { class: 'chips msg-files' }, ...m.files.map((f) => el('span', { class: 'chip', title: `${f.path} (sent with this message)` }, f.path))) : '';
+  return el('div', { class: `msg ${m.role}${isStreaming ? ' streaming' : ''}${m.error ? ' failed' : ''}`, 'data-id': m.id }, files, content, err, meta, actions);
 }
 
 function fillContent(content: HTMLElement, m: ChatMessage, text: string, isStreaming: boolean): void {
@@ -290,11 +384,11 @@ function renderCost(): void {
     cost.textContent = '';
     return;
   }
-  const history = s.messages.filter((m) => !m.error && m.id !== s.streamingId).map((m) => ({ role: m.role, content: m.content }));
-  const body = JSON.stringify({ model: model.id, messages: [...history, { role: 'user', content: prompt.value }], stream: true });
+  const history = s.messages.filter((m) => !m.error && m.id !== s.streamingId).map((m) => ({ role: m.role, content: withContext(m.content, m.files) }));
+  const body = JSON.stringify({ model: model.id, messages: [...history, { role: 'user', content: withContext(prompt.value, s.attachments) }], stream: true });
   const credits = creditsForBytes(model, new TextEncoder().encode(body).length);
   cost.textContent = `${credits} credit${credits === 1 ? '' : 's'}`;
-  cost.title = `This message costs ${credits} credit${credits === 1 ? '' : 's'} (${model.priceCredits} per ${Math.round(model.bytesPerCredit / 1000)} kB of request, the whole chat included)`;
+  cost.title = `This message costs ${credits} credit${credits === 1 ? '' : 's'} (${model.priceCredits} per ${Math.round(model.bytesPerCredit / 1000)} kB of request, the whole chat${s.attachments.length ? ' and the attached files' : ''} included)`;
 }
 
 function render(): void {
@@ -304,6 +398,7 @@ function render(): void {
   renderSelectors(s);
   renderBanners(s);
   renderMessages(s);
+  renderChips(s.attachments);
   renderCost();
   const busy = !!s.streamingId;
   sendBtn.disabled = busy;
@@ -347,6 +442,13 @@ const handlers: ToWebviewHandlers = {
     renderCost();
   },
   focus: () => prompt.focus(),
+  fileMatches: (m) => {
+    // Only the answer to what is typed now (answers to earlier keystrokes are dropped).
+    if (m.query !== suggestion.query) return;
+    suggestion.paths = m.paths;
+    suggestion.index = 0;
+    renderSuggest();
+  },
 };
 
 window.addEventListener('message', (ev: MessageEvent) => {
