@@ -18,7 +18,7 @@ import { RefillScheduler } from '../core/refillScheduler.js';
 import { DEFAULT_REFILL_POLICY, type RefillPolicy } from '../core/refillPlan.js';
 import type { ModelInfo } from '../core/redemptionApi.js';
 import { KeyConsistencyError } from '../core/keyConsistency.js';
-import { clearnetTransport, torTransport } from '../core/transport.js';
+import { clearnetTransport, torTransport, type TorTransport } from '../core/transport.js';
 import { Wallet, type WalletCounts } from '../core/wallet.js';
 import type { FriendlyError } from '../core/friendlyErrors.js';
 import { dispatch, type FromWebview, type ToWebview, type UiState } from '../core/uiState.js';
@@ -50,6 +50,8 @@ export class Controller implements vscode.Disposable {
   error: FriendlyError | undefined;
   refillText: string | undefined;
   scheduler: RefillScheduler | undefined;
+  /** The Tor transport of the current client (its circuit pools are closed with it). */
+  private transport: TorTransport | undefined;
   private readonly views = new Set<(m: ToWebview) => void>();
   private readonly stateEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeState = this.stateEmitter.event;
@@ -92,7 +94,11 @@ export class Controller implements vscode.Disposable {
     const cfg = vscode.workspace.getConfiguration('llmtor');
     const issuerUrl = cfg.get<string>('issuerUrl', 'http://127.0.0.1:8080');
     const redemptionUrl = cfg.get<string>('redemptionUrl') || issuerUrl;
+    // A new client gets a new transport: close the old one's pre-built circuits now rather
+    // than leave them open until their pools go idle.
+    this.transport?.close?.();
     const tor = torTransport(() => this.tor.socks());
+    this.transport = tor;
     this.wallet = new Wallet(this.ctx.secrets, { minAgeMs: cfg.get<number>('wallet.minAgeSeconds', 900) * 1000, jitterMs: cfg.get<number>('wallet.jitterSeconds', 1800) * 1000 });
     this.wallet.onChange(() => void this.updateCounts());
     const issuerName = cfg.get<string>('issuerName');
@@ -282,6 +288,7 @@ export class Controller implements vscode.Disposable {
   }
   dispose(): void {
     this.scheduler?.stop();
+    this.transport?.close?.();
     this.chat.stop();
     for (const d of this.disposables) d.dispose();
     this.stateEmitter.dispose();
