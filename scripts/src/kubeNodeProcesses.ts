@@ -242,7 +242,10 @@ export async function loadState(dir: string): Promise<NodeState | undefined> {
   }
 }
 
+let saves = 0;
 export async function saveState(dir: string, s: NodeState): Promise<void> {
-  await writeFile(join(dir, 'state.json.tmp'), JSON.stringify(s, null, 2));
-  await rename(join(dir, 'state.json.tmp'), join(dir, 'state.json'));
+  // A temporary file per call: relays opened concurrently (exposeToHost) save at the same time.
+  const tmp = join(dir, `state.json.${process.pid}.${saves++}.tmp`);
+  await writeFile(tmp, JSON.stringify(s, null, 2));
+  await rename(tmp, join(dir, 'state.json'));
 }
