@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -448,8 +448,11 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
     const vsix = join(REPO, 'vscode-extension/out/llmtor.vsix');
     const torDataDir = mkdtempSync(join(work, 'ext-tor-'));
     const { code, context, page } = await stage('code-server + Chromium started, extension installed', async () => {
-      // `make test` builds the TypeScript only; the packaged extension comes from its own build.
-      if (!existsSync(vsix)) await run('npm', ['run', 'build', '-w', 'vscode-extension'], { cwd: REPO, timeout: 600_000, maxBuffer: 1 << 26 });
+      // `make test` builds the TypeScript only; the packaged extension comes from its own build
+      // (the extension's tests run it later): built here when absent or older than its sources.
+      const newest = (dir: string): number => readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+      const stale = !existsSync(vsix) || statSync(vsix).mtimeMs < Math.max(newest(join(REPO, 'vscode-extension/src')), newest(join(REPO, 'protocol/src')));
+      if (stale) await run('npm', ['run', 'build', '-w', 'vscode-extension'], { cwd: REPO, timeout: 600_000, maxBuffer: 1 << 26 });
       assert.ok(existsSync(CHROMIUM_PATH), `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)`);
       const server = await startCodeServer({
         binary: codeServerBinary({ install: true }),
