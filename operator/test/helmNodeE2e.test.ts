@@ -5,17 +5,21 @@
  * pod Ready; a client issues through the issuance Service and redeems (streamed) through the
  * redemption Service and, with the onion front, through the onion address over the private Tor
  * network, whose relays listen on an address on the pod bridge; rotation under load; a redemption
- * pod deleted while redeeming; helm upgrade rolls the pods; helm uninstall keeps the signing keys.
- * Each stage prints its time. Needs root; what is missing is printed, never skipped silently.
+ * pod deleted while streams are in flight on it (every token accepted once, or its error reported);
+ * the VS Code extension in code-server chatting through the onion address; helm upgrade rolls the
+ * pods; helm uninstall keeps the signing keys. Each stage prints its time. Needs root; what is
+ * missing is printed, never skipped silently.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import {
   decodeBatchTokenResponse,
@@ -37,7 +41,7 @@ import {
 import { TokenClient } from '@llmtor/protocol/client';
 import type { KubeNode } from '@llmtor/devtools/kubeNode';
 import type { TorNetwork } from '@llmtor/devtools/torNetwork';
-import { STAND_IN_TEXT } from '@llmtor/proxy/testing';
+import { LocalStandInUpstream, STAND_IN_TEXT } from '@llmtor/proxy/testing';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -48,6 +52,11 @@ const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef0123456789';
 const HOST_NETNS = 'llmtor-e2e-host';
 const IMAGES = ['proxy', 'operator', 'redis', 'tor', 'onionbalance'] as const;
 const RATE_LIMIT = { requests: 100_000, windowSeconds: 60 };
+/** A claim left "in progress" by a killed pod may be taken over by a retry of the same request after this. */
+const LEASE_SECONDS = 20;
+/** The slow model's answer: 20 chunks 300 ms apart (6 s), so a pod can be deleted mid-stream. */
+const SLOW = { model: 'llmtor-slow', chunks: 20, chunkDelayMs: 300 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Reply {
   status: number;
@@ -141,19 +150,26 @@ class Client {
     return this.issue(key, n);
   }
 
-  /** Streamed chat completion with one token; ok = 200 and the whole stand-in text. */
-  async redeem(url: string, token: Uint8Array, agent?: http.Agent): Promise<{ ok: boolean; status: number; detail: string; finished: boolean }> {
+  /**
+   * Streamed chat completion with one token; ok = 200 and the whole stand-in text. `content`
+   * fixes the request (a retry of the same request sends the same body); `code` is the error's.
+   */
+  async redeem(url: string, token: Uint8Array, agent?: http.Agent, opts: { model?: string; content?: string } = {}): Promise<{ ok: boolean; status: number; detail: string; finished: boolean; code?: string }> {
     const r = await call(`${url}/v1/chat/completions`, {
       method: 'POST',
       agent,
       timeoutMs: 60_000,
       headers: { authorization: formatAuthorization([token]), 'llmtor-abuse': this.abuseHeader, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'llmtor-stand-in', stream: true, messages: [{ role: 'user', content: `e2e ${Math.random()}` }] }),
+      body: JSON.stringify({ model: opts.model ?? 'llmtor-stand-in', stream: true, messages: [{ role: 'user', content: opts.content ?? `e2e ${Math.random()}` }] }),
     });
     const ok = r.status === 200 && sseText(r.body) === STAND_IN_TEXT;
-    return { ok, status: r.status, detail: ok ? '' : r.body.slice(0, 300), finished: r.body.includes('data: [DONE]') };
+    return { ok, status: r.status, detail: ok ? '' : r.body.slice(0, 300), finished: r.body.includes('data: [DONE]'), code: /"code"\s*:\s*"([a-z_]+)"/.exec(r.body)?.[1] };
   }
 }
+
+/** The spent id of a token (proxy/src/redemption/tokenHashes.ts: SHA-256, hex). */
+const spentHex = (token: Uint8Array) => createHash('sha256').update(token).digest('hex');
+const tally = (xs: string[]) => xs.reduce<Record<string, number>>((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {});
 
 const stageTimes: Array<[string, number]> = [];
 async function stage<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -197,6 +213,8 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
   let issuanceUrl = '';
   let redemptionUrl = '';
   let client: Client;
+  // The slow upstream, in this process; pods reach it through exposeToPods.
+  const slow = new LocalStandInUpstream({ chunks: SLOW.chunks, chunkDelayMs: SLOW.chunkDelayMs, record: false });
 
   const kubectl = async (args: string[], input?: string) => {
     const r = await node!.kubectl(['-n', NS, ...args], input === undefined ? {} : { input });
@@ -216,6 +234,31 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       const r = await call(`http://127.0.0.1:${relay.port}/metrics`);
       return Number(/^llmtor_redemption_tokens_spent_total (\d+)/m.exec(r.body)?.[1] ?? 0);
     } finally {
+      await relay.close();
+    }
+  };
+  /** State of each token's entry in the redemption Redis's spent set: 'd' done, 'p' in progress, 'r' released for a retry. */
+  const spentStates = async (tokens: Uint8Array[]): Promise<Map<string, string>> => {
+    const secret = JSON.parse(await kubectl(['get', 'secret', 'llmtor-redis', '-o', 'json'])) as { data: Record<string, string> };
+    const password = decodeURIComponent(new URL(Buffer.from(secret.data.REDEMPTION_REDIS_URL!, 'base64').toString('utf8')).password);
+    const svc = JSON.parse(await kubectl(['get', 'svc', 'llmtor-redis-redemption', '-o', 'json'])) as { spec: { clusterIP: string } };
+    const relay = await node!.exposeToHost(svc.spec.clusterIP, 6379);
+    const redis = new Redis({ host: '127.0.0.1', port: relay.port, password, maxRetriesPerRequest: 2, lazyConnect: true });
+    try {
+      await redis.connect();
+      // Layout of proxy/src/redemption/redisStore.ts with the chart's defaults (keyPrefix
+      // llmtor:rdm:, 4 hex digits a bucket): bucket llmtor:rdm:s:{<4 hex>}:<day>, field = the next 8 bytes.
+      const out = new Map<string, string>();
+      for (const tok of tokens) {
+        const id = spentHex(tok);
+        for (const k of await redis.keys(`llmtor:rdm:s:{${id.slice(0, 4)}}:*`)) {
+          const v = await redis.hgetBuffer(k, Buffer.from(id.slice(4, 20), 'hex'));
+          if (v) out.set(id, v.subarray(0, 1).toString('latin1'));
+        }
+      }
+      return out;
+    } finally {
+      redis.disconnect();
       await relay.close();
     }
   };
@@ -258,6 +301,9 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
       for (const c of IMAGES) if (images[c]) await node!.importImage(images[c]!);
     });
 
+    const slowPort = Number(new URL((await slow.listen(0, '127.0.0.1')).url).port);
+    const slowForPods = await node!.exposeToPods(slowPort);
+    relays.push(slowForPods);
     work = mkdtempSync(join(tmpdir(), 'llmtor-e2e-'));
     if (withOnion) {
       await stage('private Tor network on the pod bridge', async () => {
@@ -268,6 +314,7 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
         await run('ip', ['netns', 'attach', HOST_NETNS, String(process.pid)]); // this process's (the host's) namespace
         hostIp = await node!.attachNetns(HOST_NETNS);
         const { startTorNetwork } = await import('@llmtor/devtools/torNetwork');
+        // Onion traffic only; an exit off loopback carries nothing to 127.0.0.1 (docs/tor-test-network.md).
         network = await startTorNetwork({ relayAddress: hostIp, exitProbe: false, timeoutMs: 180_000 });
       });
     }
@@ -284,7 +331,16 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
         existingSecret: 'llmtor-proxy-env',
         // One pseudonym makes hundreds of requests a minute here (the default allows 120). Its
         // account is funded by an admin grant, which must count as a purchase for abuse tokens.
-        config: { issuance: { grantsCountAsPurchase: true }, redemption: { rateLimit: RATE_LIMIT, providers: { 'local-stand-in': { kind: 'local-stand-in' } }, models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }] } },
+        // The slow model streams from the upstream in this process (pod deletion mid-stream).
+        config: {
+          issuance: { grantsCountAsPurchase: true },
+          redemption: {
+            rateLimit: RATE_LIMIT,
+            inProgressLeaseSeconds: LEASE_SECONDS,
+            providers: { 'local-stand-in': { kind: 'local-stand-in' }, slow: { kind: 'openai-compatible', baseUrl: `http://${slowForPods.host}:${slowForPods.port}/v1` } },
+            models: [{ id: 'llmtor-stand-in', provider: 'local-stand-in', priceCredits: 1 }, { id: SLOW.model, provider: 'slow', priceCredits: 1 }],
+          },
+        },
         issuance: { replicas: 1, resources: { requests: { cpu: '10m', memory: '64Mi' } } },
         redemption: { replicas: 2, resources: { requests: { cpu: '10m', memory: '64Mi' } } },
       },
@@ -306,6 +362,7 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
     for (const r of relays) await r.close().catch(() => undefined);
     await network?.stop();
     await node?.stop();
+    await slow.close();
     if (hostIp) await run('ip', ['netns', 'delete', HOST_NETNS]).catch(() => undefined); // only the name; the host's namespace stays
     if (work) rmSync(work, { recursive: true, force: true });
   });
@@ -379,6 +436,92 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
     });
   });
 
+  it('the VS Code extension in code-server: account and tokens from the issuance Service, a streamed answer through the onion address', async function () {
+    if (!withOnion) {
+      console.log(`      SKIPPED: ${onionNote}`);
+      this.skip();
+    }
+    assert.ok(client, 'the onion front answered before');
+    this.timeout(600_000);
+    const { codeServerBinary, startCodeServer } = await import('@llmtor/devtools/codeServer');
+    const { chatWebview, launchChromium, privateNetworkTorrc, runPaletteCommand, CHROMIUM_PATH } = await import('@llmtor/devtools/codeServerUi');
+    const vsix = join(REPO, 'vscode-extension/out/llmtor.vsix');
+    const torDataDir = mkdtempSync(join(work, 'ext-tor-'));
+    const { code, context, page } = await stage('code-server + Chromium started, extension installed', async () => {
+      // `make test` builds the TypeScript only; the packaged extension comes from its own build
+      // (the extension's tests run it later): built here when absent or older than its sources.
+      const newest = (dir: string): number => readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+      const stale = !existsSync(vsix) || statSync(vsix).mtimeMs < Math.max(newest(join(REPO, 'vscode-extension/src')), newest(join(REPO, 'protocol/src')));
+      if (stale) await run('npm', ['run', 'build', '-w', 'vscode-extension'], { cwd: REPO, timeout: 600_000, maxBuffer: 1 << 26 });
+      assert.ok(existsSync(CHROMIUM_PATH), `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)`);
+      const server = await startCodeServer({
+        binary: codeServerBinary({ install: true }),
+        vsix: [vsix],
+        settings: {
+          'llmtor.issuerUrl': issuanceUrl,
+          'llmtor.redemptionUrl': `http://${frontAddress}`,
+          // The extension's own tor, a client of the private network whose relays are on the pod bridge.
+          'llmtor.tor.source': 'binary',
+          'llmtor.tor.path': 'tor',
+          'llmtor.tor.dataDir': torDataDir,
+          'llmtor.tor.extraTorrc': privateNetworkTorrc(join(network!.dataDirs.client, 'torrc')),
+          'llmtor.wallet.batchSize': 3,
+          'llmtor.wallet.directoryGapSeconds': 1,
+          'llmtor.wallet.minAgeSeconds': 0,
+          'llmtor.wallet.jitterSeconds': 0,
+        },
+      });
+      return { code: server, ...(await launchChromium(mkdtempSync(join(work, 'chromium-')))) };
+    });
+    try {
+      await stage('code-server: account, tokens, streamed answer over the onion front', async () => {
+        await page.goto(code.workbenchUrl);
+        await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+        await runPaletteCommand(page, 'LLM-Tor: Open Chat');
+        const ui = chatWebview(page);
+        await ui.locator('#tor-state.ready').waitFor({ timeout: 120_000 });
+        await ui.locator('#create-account').click();
+        const key = (await ui.locator('#account-key').textContent({ timeout: 30_000 }))?.trim() ?? '';
+        assert.match(key, /^[\d ]{40,}$/);
+        const grant = await call(`${issuanceUrl}/v1/admin/grants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ account_key: key, credits: 10, reason: 'e2e code-server' }) });
+        assert.equal(grant.status, 201, grant.body);
+        await ui.locator('#dismiss-key').click();
+        await runPaletteCommand(page, 'LLM-Tor: Get Tokens Now');
+        await ui.locator('#wallet', { hasText: '3 tokens (3 ready)' }).waitFor({ timeout: 120_000 });
+        // The slow model: its answer arrives in 20 pieces over 6 s, from the upstream in this process.
+        await ui.locator('#model option', { hasText: SLOW.model }).waitFor({ state: 'attached', timeout: 90_000 });
+        await ui.locator('#model').selectOption(SLOW.model);
+        const spentOnPods = async () => {
+          let n = 0;
+          for (const p of await redemptionPods()) n += await metricOf(p.status.podIP!); // one relay at a time
+          return n;
+        };
+        const before = { spent: await spentOnPods(), upstream: slow.requests };
+        await ui.locator('#prompt').fill('Hello from code-server, through the cluster.');
+        await ui.locator('#prompt').press('Enter');
+        const answer = ui.locator('.msg.assistant .content').last();
+        const seen = new Set<string>();
+        const deadline = Date.now() + 180_000;
+        for (;;) {
+          const text = (await answer.textContent().catch(() => '')) ?? '';
+          if (text && !text.startsWith('Waiting for the answer')) seen.add(text);
+          if ((await ui.locator('.msg.assistant.streaming').count()) === 0 && text.includes('not a language model')) break;
+          if (Date.now() > deadline) assert.fail(`no complete answer; last text: ${JSON.stringify(text)}; errors: ${await ui.locator('.msg-error').allTextContents()}`);
+          await page.waitForTimeout(50);
+        }
+        assert.equal(await ui.locator('.msg.assistant .msg-error').count(), 0);
+        assert.ok(seen.size >= 3, `the answer streamed in (saw ${seen.size} distinct states)`);
+        // It was answered by a redemption pod (a token spent there) from the slow upstream.
+        assert.ok((await spentOnPods()) > before.spent, 'a redemption pod counted the spent token');
+        assert.ok(slow.requests > before.upstream, 'the upstream got the prompt');
+        await ui.locator('#wallet', { hasText: '2 tokens' }).waitFor({ timeout: 10_000 });
+      });
+    } finally {
+      await context.close().catch(() => undefined);
+      await code.stop();
+    }
+  });
+
   it('kubectl annotate tokenissuer main llmtor.dev/rotate=now while a client keeps issuing and redeeming: 0 failed requests, the pods pick up the new key', async function () {
     assert.ok(client, 'issued before');
     this.timeout(300_000);
@@ -429,42 +572,99 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
     });
   });
 
-  it('a redemption pod deleted while redeeming: no token accepted twice, no request lost without an error', async function () {
+  it('a redemption pod deleted while streams are in flight on it: every token accepted once or its error reported, none accepted twice (spent set)', async function () {
     assert.ok(client, 'issued before');
-    this.timeout(300_000);
+    this.timeout(420_000);
     await stage('pod deleted while redeeming', async () => {
-      const tokens = await client.creditTokens(40);
-      const accepted: Uint8Array[] = [];
-      const errors: string[] = [];
+      const N = 24;
+      const tokens = await client.creditTokens(N);
+      const pod0 = (await redemptionPods()).find((p) => p.metadata.name === 'llmtor-redemption-0');
+      assert.ok(pod0?.status.podIP, 'llmtor-redemption-0 has an address');
+      // Two workers send to redemption-0 itself (so streams are in flight there when it goes), two
+      // through the Service. A request that fails is retried unchanged (same body and token)
+      // through the Service, as a client that saw an error would; what still fails is reported.
+      const direct = await node!.exposeToHost(pod0.status.podIP, 8080);
+      const directUrl = `http://127.0.0.1:${direct.port}`;
+      type Attempt = { ok: true } | { ok: false; error: string; status?: number; code?: string };
       const silent: string[] = [];
-      let next = 0;
-      const worker = async () => {
-        while (next < tokens.length) {
-          const token = tokens[next++]!;
-          try {
-            const r = await client.redeem(redemptionUrl, token);
-            if (r.ok) accepted.push(token);
-            // A failure the client can tell: an error status, or a stream cut before its [DONE].
-            else if (r.status !== 200 || !r.finished) errors.push(`HTTP ${r.status}${r.status === 200 ? ' cut' : ''}`);
-            else silent.push(r.detail);
-          } catch (e) {
-            errors.push((e as Error).message); // a broken connection: the client knows
-          }
+      const attempt = async (url: string, token: Uint8Array, content: string): Promise<Attempt> => {
+        try {
+          const r = await client.redeem(url, token, undefined, { model: SLOW.model, content });
+          if (r.ok) return { ok: true };
+          // A failure the client can tell: an error status, or a stream cut before its [DONE].
+          if (r.status === 200 && r.finished) silent.push(r.detail);
+          return { ok: false, error: r.status === 200 ? 'stream cut' : `HTTP ${r.status} ${r.code ?? ''}`.trim(), status: r.status, code: r.code };
+        } catch (e) {
+          return { ok: false, error: (e as Error).message.replace(/:\d+/g, '') }; // a broken connection: the client knows
         }
       };
-      const workers = [worker(), worker()];
-      await until('some redemptions', async () => next >= 6, 60_000, 100);
-      await kubectl(['delete', 'pod', 'llmtor-redemption-0', '--wait=false']);
+      const fates: Array<{ token: Uint8Array; fate: 'accepted' | 'retried-accepted' | 'reported'; first?: string; last?: string; retries: number }> = [];
+      let next = 0;
+      let onPod0 = 0;
+      let deleted = false;
+      let pod0Gone = false;
+      const worker = async (toPod0: boolean) => {
+        while (next < N) {
+          const i = next++;
+          const token = tokens[i]!;
+          const content = `e2e pod loss ${i} ${Math.random()}`;
+          const direct0 = toPod0 && !pod0Gone;
+          if (direct0) onPod0++;
+          const first = await attempt(direct0 ? directUrl : redemptionUrl, token, content);
+          if (direct0) onPod0--;
+          if (first.ok) {
+            fates.push({ token, fate: 'accepted', retries: 0 });
+            continue;
+          }
+          if (direct0 && deleted) pod0Gone = true;
+          let last: Attempt = first;
+          let retries = 0;
+          // Retryable: the dead pod's claim until its lease ends (409 request_in_progress), 502/503,
+          // a cut stream, a broken connection. Anything else is the final word, reported to the user.
+          const deadline = Date.now() + (LEASE_SECONDS + 60) * 1000;
+          const retryable = (x: Attempt) => !x.ok && (x.status === undefined || x.status === 502 || x.status === 503 || x.code === 'request_in_progress' || x.error === 'stream cut');
+          while (retryable(last) && Date.now() < deadline) {
+            if (retries > 0) await sleep(2_000);
+            retries++;
+            last = await attempt(redemptionUrl, token, content);
+          }
+          fates.push({ token, fate: last.ok ? 'retried-accepted' : 'reported', first: first.error, last: last.ok ? undefined : last.error, retries });
+        }
+      };
+      const streaming = () => slow.requests - slow.streamsCompleted - slow.streamsAbortedByReader;
+      const workers = [worker(true), worker(true), worker(false), worker(false)];
+      await until('two requests in flight on redemption-0, streaming', async () => onPod0 >= 2 && streaming() >= 2, 60_000, 50);
+      await sleep(1_500); // a quarter of the way into the answers
+      const inFlight = { onPod0, streaming: streaming() };
+      // A short grace period: the proxy drains on SIGTERM, and is killed before its 6 s streams end.
+      await kubectl(['delete', 'pod', 'llmtor-redemption-0', '--grace-period=2', '--wait=false']);
+      deleted = true;
       await Promise.all(workers);
+      await direct.close();
+
+      const count = (f: string) => fates.filter((x) => x.fate === f).length;
+      const accepted = fates.filter((x) => x.fate !== 'reported');
+      const errored = fates.filter((x) => x.first !== undefined);
+      const reported = fates.filter((x) => x.fate === 'reported');
+      console.log(`      in flight at deletion: ${inFlight.onPod0} on redemption-0, ${inFlight.streaming} streaming; ${N} tokens: ${count('accepted')} accepted, ${count('retried-accepted')} errored then accepted on retry, ${reported.length} reported`);
+      console.log(`      first errors: ${JSON.stringify(tally(errored.map((x) => x.first!)))}; retries: ${JSON.stringify(tally(errored.map((x) => String(x.retries))))}; reported: ${JSON.stringify(tally(reported.map((x) => x.last!)))}; upstream: ${slow.streamsCompleted} streams completed, ${slow.streamsAbortedByReader} cut`);
       assert.deepEqual(silent, [], 'no answer that looks complete but is not');
-      assert.ok(accepted.length > 0, 'redemptions went on through the other replica');
-      // Each accepted token is spent: presenting it again (a new request) is refused.
+      assert.equal(fates.length, N, 'every token accounted for');
+      assert.ok(errored.length > 0, 'the deletion cut requests (else this stage tested nothing)');
+      assert.ok(count('accepted') > 0, 'redemptions went on through the other replica');
+
       await until('both replicas Ready again', podsReady, 180_000, 2_000);
-      for (const t of accepted) {
-        const again = await client.redeem(redemptionUrl, t);
-        assert.ok(!again.ok && again.status >= 400, `a spent token was accepted again (${again.status})`);
+      // The spent set (the redemption Redis): every accepted token is there, done ('d').
+      const states = await spentStates(fates.map((x) => x.token));
+      const stateOf = (tok: Uint8Array) => states.get(spentHex(tok)) ?? 'absent';
+      const notDone = accepted.filter((x) => stateOf(x.token) !== 'd').map((x) => `${x.fate}: ${stateOf(x.token)}`);
+      assert.deepEqual(notDone, [], 'every accepted token is spent');
+      console.log(`      spent set: ${accepted.length} accepted tokens done; reported tokens: ${JSON.stringify(tally(reported.map((x) => stateOf(x.token))))}`);
+      // Presented again in a new request: refused, so no token buys two answers.
+      for (const x of accepted) {
+        const again = await client.redeem(redemptionUrl, x.token);
+        assert.ok(!again.ok && again.status === 409 && again.code === 'token_spent', `a spent token was accepted again (${again.status} ${again.code})`);
       }
-      console.log(`      ${accepted.length} accepted, ${errors.length} errors (${[...new Set(errors)].join('; ').slice(0, 200)})`);
     });
   });
 

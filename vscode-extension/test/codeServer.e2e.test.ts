@@ -13,10 +13,11 @@ import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { codeServerBinary, startCodeServer, type CodeServer } from '@llmtor/devtools/codeServer';
+import { chatWebview, launchChromium, privateNetworkTorrc, runPaletteCommand } from '@llmtor/devtools/codeServerUi';
 import { startTorNetwork, type PeerOwner, type TorNetwork } from '@llmtor/devtools/torNetwork';
 import type * as ProxyTesting from '@llmtor/proxy/testing';
 import type { LocalStack, LocalStandInUpstream as StandIn } from '@llmtor/proxy/testing';
-import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
+import type { BrowserContext, FrameLocator, Page } from 'playwright-core';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- the proxy package is ESM; this file is CommonJS like the extension */
 const { startLocalStack, LocalStandInUpstream } = require('@llmtor/proxy/testing') as typeof ProxyTesting;
@@ -94,9 +95,7 @@ describe('VS Code (code-server) end to end over Tor', function () {
         'llmtor.tor.source': 'binary',
         'llmtor.tor.path': 'tor',
         'llmtor.tor.dataDir': torDataDir,
-        'llmtor.tor.extraTorrc': readFileSync(path.join(tor.dataDirs.client, 'torrc'), 'utf8')
-          .split('\n')
-          .filter((l) => l.trim() && !/^(DataDirectory|SocksPort|ControlPort|CookieAuthentication|Log|__OwningControllerProcess|PidFile)\b/.test(l)),
+        'llmtor.tor.extraTorrc': privateNetworkTorrc(path.join(tor.dataDirs.client, 'torrc')),
         // Enough tokens for every chat below (the #file message costs 2: its file is 40 kB).
         'llmtor.wallet.batchSize': 6,
         // The directory is fetched on "Get tokens", the tokens 1–2 s later (900 s by default).
@@ -106,13 +105,7 @@ describe('VS Code (code-server) end to end over Tor', function () {
       },
     });
     profileDir = mkdtempSync(path.join(os.tmpdir(), 'llmtor-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-default-apps', '--no-first-run', '--no-default-browser-check', '--metrics-recording-only'],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchChromium(profileDir, { executablePath: CHROMIUM }));
     // Script errors in the webview fail loudly instead of as a timeout elsewhere.
     page.on('console', (m) => {
       if (m.type() === 'error' && /webview|llmtor/i.test(m.text() + (m.location().url ?? ''))) console.error(`[browser] ${m.text()} @ ${m.location().url}`);
@@ -130,32 +123,12 @@ describe('VS Code (code-server) end to end over Tor', function () {
     await upstream?.close();
   });
 
-  async function runCommand(title: string): Promise<void> {
-    // An open palette does not refresh its list: open, type, wait briefly, retry.
-    for (let attempt = 0; attempt < 20; attempt++) {
-      await page.keyboard.press('F1');
-      const input = page.locator('.quick-input-widget input');
-      try {
-        await input.waitFor({ state: 'visible', timeout: 5000 });
-        await input.fill(`>${title}`, { timeout: 3000 });
-      } catch {
-        // Closed again by a focus change (an editor opening): try once more.
-        continue;
-      }
-      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-      if (await row.isVisible({ timeout: 1000 }).catch(() => false)) {
-        // The palette can still close under a focus change (an editor opening): then retry.
-        if (await row.click({ timeout: 3000 }).then(() => true, () => false)) return;
-        continue;
-      }
-      await page.keyboard.press('Escape');
-      await page.waitForTimeout(500);
-    }
-    throw new Error(`command "${title}" never appeared in the palette`);
+  function runCommand(title: string): Promise<void> {
+    return runPaletteCommand(page, title);
   }
 
   function webview(): FrameLocator {
-    return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    return chatWebview(page);
   }
 
   /** The webview's count of state updates (main.ts sets it on each one). */
