@@ -314,8 +314,7 @@ describe('Helm chart on a real single-node cluster (install, issue/redeem, onion
         await run('ip', ['netns', 'attach', HOST_NETNS, String(process.pid)]); // this process's (the host's) namespace
         hostIp = await node!.attachNetns(HOST_NETNS);
         const { startTorNetwork } = await import('@llmtor/devtools/torNetwork');
-        // Onion traffic only; an exit off loopback carries nothing to 127.0.0.1 (docs/tor-test-network.md).
-        network = await startTorNetwork({ relayAddress: hostIp, exitProbe: false, timeoutMs: 180_000 });
+        network = await startTorNetwork({ relayAddress: hostIp, timeoutMs: 180_000 });
       });
     }
     await node!.kubectl(['create', 'namespace', NS]);

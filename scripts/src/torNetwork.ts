@@ -372,13 +372,13 @@ async function startOnce(opts: StartTorNetworkOptions, t0: number, deadline: num
       probePeer = netw.ownerOfPeerPort(req.socket.remotePort ?? 0, (probeServer.address() as net.AddressInfo).port);
       res.end(token);
     });
-    await new Promise<void>((r) => probeServer.listen(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => probeServer.listen(0, relayAddress, () => r()));
     const probePort = (probeServer.address() as net.AddressInfo).port;
     let lastError = '';
     if (opts.exitProbe !== false) await race(
       waitFor('a fetch through the exit', async () => {
         try {
-          const text = await socksHttpGet(netw.socksPort, '127.0.0.1', probePort, '/probe', Math.min(10_000, Math.max(1000, deadline - Date.now())));
+          const text = await socksHttpGet(netw.socksPort, relayAddress, probePort, '/probe', Math.min(10_000, Math.max(1000, deadline - Date.now())));
           if (text.includes(token)) return true;
           lastError = `unexpected response ${JSON.stringify(text.slice(0, 200))}`;
         } catch (e) {

@@ -112,6 +112,9 @@ export class Torrc {
       'DirCache 0',
       'ExitRelay 1',
       'ExitPolicy accept 127.0.0.0/8:*',
+      // Off loopback a 127.0.0.1 target is no exit enclave (it is not the exit's own address) and
+      // clients find no exit for it: the relays' own address is what the exit probe and tests reach.
+      ...(this.relayAddress === '127.0.0.1' ? [] : [`ExitPolicy accept ${this.relayAddress}:*`]),
       'ExitPolicy reject *:*',
       'ExitPolicyRejectPrivate 0',
       'RefuseUnknownExits 0',
