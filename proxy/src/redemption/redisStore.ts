@@ -24,7 +24,7 @@
  */
 import { createHash, hash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { BIND_BYTES, defineScripts, FIELD_BYTES, type Args, type ScriptRedis } from './redisScripts.js';
+import { BIND_BYTES, defineScripts, FIELD_BYTES, requestScripts, type Args, type ScriptRedis } from './redisScripts.js';
 import { ClaimNotApplied, type BlacklistEntry, type BlacklistKind, type ClaimRequest, type ClaimResult, type RedemptionStore } from './store.js';
 
 const DAY_MS = 86_400_000;
@@ -352,7 +352,7 @@ export class RedisRedemptionStore implements RedemptionStore {
     this.coalesce();
     let res: string[];
     try {
-      res = await this.deadline(this.r.llmtorClaimRequest(...args));
+      res = await (this.deadline(requestScripts.claim.run(this.r as Redis, args)) as Promise<string[]>);
     } catch (e) {
       const m = (e as Error).message;
       // Timed out: the script refuses to run past its deadline, which lies before this timeout.
@@ -398,7 +398,7 @@ export class RedisRedemptionStore implements RedemptionStore {
     args.push(bind, mode);
     for (const part of parts) args.push(part.fields.length, ...part.fields);
     this.coalesce();
-    return this.deadline(this.r.llmtorReleaseRequest(...args));
+    return this.deadline(requestScripts.release.run(this.r as Redis, args));
   }
 
   private async done(binding: string): Promise<ClaimResult> {
@@ -498,7 +498,7 @@ export class RedisRedemptionStore implements RedemptionStore {
       args.push(bind, cached ? cached.toString('base64') : '', Math.max(1, cacheTtlMs));
       for (const part of parts) args.push(part.fields.length, ...part.fields);
       this.coalesce();
-      return (await this.deadline(this.r.llmtorFinishRequest(...args))) === 1;
+      return (await this.deadline(requestScripts.finish.run(this.r as Redis, args))) === 1;
     }
     // The answer first: once a bucket says "done", a retry looks for it (and a pod dying in
     // between leaves a cached answer nobody reads, not a "done" without its answer).

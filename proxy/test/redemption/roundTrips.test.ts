@@ -7,9 +7,10 @@
  * count). Then the same decisions as on a Cluster (redisTopologies.test.ts), through that path.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { startRedis, type RedisHandle } from '@llmtor/devtools';
-import { Redis } from 'ioredis';
+import { Command, Redis } from 'ioredis';
+import { RequestScript } from '../../src/redemption/redisScripts.js';
 import { RedisRedemptionStore } from '../../src/redemption/redisStore.js';
 import type { ClaimRequest } from '../../src/redemption/store.js';
 
@@ -27,7 +28,10 @@ describe('redemption: one Redis round trip per claim, finish and release on a si
   before(async () => {
     redis = await startRedis({ forceSpawn: true });
     client = new Redis(redis.url);
-    monitor = await new Redis(redis.url).monitor();
+    client.on('error', () => undefined);
+    // A connection of its own (monitor() duplicates the client's).
+    monitor = await client.monitor();
+    monitor.on('error', () => undefined);
     monitor.on('monitor', (_time: string, args: string[], from: string) => {
       if (from === source) seen.push(args);
     });
@@ -93,6 +97,26 @@ describe('redemption: one Redis round trip per claim, finish and release on a si
         assert.deepEqual(release, ['evalsha'], `release of ${n} token(s): ${release.join(' ')}`);
       }
     }
+  });
+
+  it('after a SCRIPT FLUSH (restart, failover) the script is sent once in full (EVAL), then by hash again', async () => {
+    const store = new RedisRedemptionStore(client, 'llmtor:rdm:', 5_000);
+    const now = Date.now();
+    const claim = () => store.claim({ spentIds: [hex()], expiresAt: [now + 60_000], binding: hex(), now, leaseMs: 30_000 });
+    await commandsOf(claim);
+    await commandsOf(() => client.script('FLUSH'));
+    assert.deepEqual(await commandsOf(async () => assert.deepEqual(await claim(), { kind: 'claimed' })), ['evalsha', 'eval']);
+    assert.deepEqual(await commandsOf(async () => assert.deepEqual(await claim(), { kind: 'claimed' })), ['evalsha']);
+  });
+
+  it('the hand-encoded EVALSHA is byte for byte what ioredis writes for the same arguments', () => {
+    const lua = 'return 1';
+    const s = new RequestScript(lua);
+    const sha1 = createHash('sha1').update(lua).digest('hex');
+    const args = () => [3, 'llmtör:{ab}:1', 'k2', 'k3', Buffer.from([0, 255, 13, 10, 36]), 1_764_000_000_000, '', 'x'.repeat(300)];
+    const ours = s.encode(args());
+    const theirs = new Command('evalsha', [sha1, ...args()]).toWritable(undefined as never);
+    assert.deepEqual(ours, Buffer.isBuffer(theirs) ? theirs : Buffer.from(theirs));
   });
 
   it('decides as bucket by bucket does: in progress, conflict, done with the answer, all-or-nothing, release, blacklist, rate limit, legacy entries', async () => {
