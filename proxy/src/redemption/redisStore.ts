@@ -326,17 +326,20 @@ export class RedisRedemptionStore implements RedemptionStore {
   }
 
   /** The claim deadline in Redis time for a command sent now to `node` (its clock offset read first if unknown). */
-  private async claimDeadline(node: string, key: string): Promise<{ o: ClockOffset; deadline: number }> {
-    const o = this.clock(node);
-    const offset = o.value ?? (await this.offset(key, node));
+  private async claimDeadline(node: string, key: string): Promise<number> {
+    return this.deadlineAt(this.clock(node).value ?? (await this.offset(key, node)));
+  }
+  private deadlineAt(offset: number): number {
     // The local timer of the command starts now; in Redis time the claim must have run a margin before it fires.
-    return { o, deadline: Math.floor(Date.now() + offset + this.timeoutMs - Math.min(CLAIM_DEADLINE_MARGIN_MS, this.timeoutMs / 4)) };
+    return Math.floor(Date.now() + offset + this.timeoutMs - Math.min(CLAIM_DEADLINE_MARGIN_MS, this.timeoutMs / 4));
   }
 
   /** One node: blacklist, rate limit, legacy look-up and every bucket in one script (CLAIM_REQUEST). */
   private async claimRequest(req: ClaimRequest, bind: Buffer): Promise<ClaimResult> {
     const cacheKey = this.cacheKey(req.binding);
-    const { o, deadline } = await this.claimDeadline('', cacheKey);
+    const o = this.clock('');
+    // No await once the offset is known (every claim but the first after a connect).
+    const deadline = o.value !== undefined ? this.deadlineAt(o.value) : await this.claimDeadline('', cacheKey);
     const parts = this.buckets(req.spentIds, req.expiresAt);
     const p = req.pseudonym;
     const legacy = this.legacyPrefix ? req.spentIds.map((id) => `${this.legacyPrefix}s:${id}`) : [];
@@ -407,7 +410,9 @@ export class RedisRedemptionStore implements RedemptionStore {
   }
 
   private async claimBucket(part: BucketPart, bind: Buffer, req: ClaimRequest, checkOnly: boolean): Promise<BucketReply> {
-    const { o, deadline } = await this.claimDeadline(this.nodeName(part.key), part.key);
+    const node = this.nodeName(part.key);
+    const o = this.clock(node);
+    const deadline = await this.claimDeadline(node, part.key);
     this.coalesce();
     let res: string[];
     try {
