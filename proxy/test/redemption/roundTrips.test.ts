@@ -113,10 +113,13 @@ describe('redemption: one Redis round trip per claim, finish and release on a si
     const lua = 'return 1';
     const s = new RequestScript(lua);
     const sha1 = createHash('sha1').update(lua).digest('hex');
-    const args = () => [3, 'llmtör:{ab}:1', 'k2', 'k3', Buffer.from([0, 255, 13, 10, 36]), 1_764_000_000_000, '', 'x'.repeat(300)];
-    const ours = s.encode(args());
-    const theirs = new Command('evalsha', [sha1, ...args()]).toWritable(undefined as never);
-    assert.deepEqual(ours, Buffer.isBuffer(theirs) ? theirs : Buffer.from(theirs));
+    // ASCII keys (one string, the usual case), and a key prefix with a non-ASCII character (UTF-8).
+    for (const prefix of ['llmtor:', 'llmtör:']) {
+      const args = () => [3, `${prefix}{ab}:1`, 'k2', 'k3', Buffer.from([0, 255, 13, 10, 36, 0xc3]), 1_764_000_000_000, '', 'x'.repeat(300), randomBytes(8)];
+      const same = args();
+      const theirs = new Command('evalsha', [sha1, ...same]).toWritable(undefined as never);
+      assert.deepEqual(s.encode([...same]), Buffer.isBuffer(theirs) ? theirs : Buffer.from(theirs), prefix);
+    }
   });
 
   it('decides as bucket by bucket does: in progress, conflict, done with the answer, all-or-nothing, release, blacklist, rate limit, legacy entries', async () => {
