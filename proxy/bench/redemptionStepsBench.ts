@@ -4,7 +4,8 @@
  * shared machine do not count), with the same shapes as redemptionBench.ts: one
  * credit token, a cached LLMTor-Abuse header, a two-message chat request, an answer
  * of the stand-in upstream's size, the default local moderation rules, and the Lua
- * claim + finish against a real Redis (client side only, 32 in flight).
+ * claim + finish against a real Redis (client side only, 32 in flight; with a pseudonym and the
+ * legacy look-up, as the app's defaults do).
  *
  * The steps are measured in interleaved rounds and the medians printed; what the
  * steps do not cover (HTTP, Koa, sockets, promises, GC) is the difference to the
@@ -71,7 +72,9 @@ export async function runRedemptionStepsBench(o: { rounds?: number } = {}): Prom
   const redis = await startRedis({ forceSpawn: true });
   const client = new Redis(redis.url);
   client.on('error', () => undefined);
-  const store = new RedisRedemptionStore(client, 'llmtor:rdm:', 5_000);
+  // The app's defaults: legacy look-up on, 4 bucket digits; a pseudonym as a request with abuse tokens has.
+  const store = new RedisRedemptionStore(client, 'llmtor:rdm:', 5_000, undefined, { bucketHexDigits: 4, legacyPrefix: 'llmtor:{rdm}:' });
+  const pseudonym = { permanent: randomBytes(32).toString('hex'), transient: randomBytes(32).toString('hex') };
   const claimAndFinish = async (n: number): Promise<void> => {
     let next = 0;
     await Promise.all(
@@ -79,7 +82,7 @@ export async function runRedemptionStepsBench(o: { rounds?: number } = {}): Prom
         while (next++ < n) {
           const spentIds = [randomBytes(32).toString('hex')];
           const b = randomBytes(16).toString('hex');
-          const r = await store.claim({ spentIds, expiresAt: [now + 3_600_000], binding: b, now: Date.now(), leaseMs: 300_000, rateLimit: { limit: 1e9, windowMs: 60_000 } });
+          const r = await store.claim({ spentIds, expiresAt: [now + 3_600_000], binding: b, now: Date.now(), leaseMs: 300_000, pseudonym, rateLimit: { limit: 1e9, windowMs: 60_000 } });
           if (r.kind !== 'claimed') throw new Error(`claim: ${r.kind}`);
           await store.finish(spentIds, [now + 3_600_000], b, answer, 60_000);
         }

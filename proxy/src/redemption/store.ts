@@ -3,12 +3,12 @@
  * same semantics: `redisStore.ts` (Lua scripts, shared by every pod) and
  * `memoryStore.ts` (embedded single-process default).
  *
- * Spent-set entry per token, key `<prefix>s:<SHA-256(token)>`, TTL = end of the
- * token key's redemption window, value one of
- *   p|<binding>|<leaseUntilMs>   claimed, answer in progress
- *   d|<binding>                  done (answer delivered; maybe cached)
- *   r|<binding>                  upstream failed: the same request may claim it again
- * where <binding> is the keyed hash of the canonical request (tokenHashes.ts).
+ * Spent-set entry per token (derived from SHA-256(token); redisStore.ts has the Redis layout),
+ * kept until the end of the token key's redemption window, in one of three states
+ *   p  <binding> <leaseUntilMs>   claimed, answer in progress
+ *   d  <binding>                  done (answer delivered; maybe cached)
+ *   r  <binding>                  upstream failed: the same request may claim it again
+ * where <binding> is (a hash of) the keyed hash of the canonical request (tokenHashes.ts).
  */
 
 export interface ClaimRequest {
