@@ -39,6 +39,19 @@ async function issue(url: string, accountKey: string, key: KeyEntry, n: number, 
 }
 
 /** Keys per master: proves the data is spread over the cluster (so a cross-slot script would have failed). */
+/**
+ * /readyz's status once it is 200, or the last one after `ms`. A Cluster client that has just
+ * connected may still be learning the slots: an orchestrator polls readiness, and so does this.
+ */
+async function readyWithin(url: string, ms = 15_000): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const status = (await fetch(`${url}/readyz`)).status;
+    if (status === 200 || Date.now() > deadline) return status;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function keysPerNode(nodes: string[], pattern: string): Promise<number[]> {
   return Promise.all(
     nodes.map(async (n) => {
@@ -87,7 +100,7 @@ describe('issuance: Redis Cluster (3 masters on loopback)', function () {
 
   it('runs every issuance Lua script through the Redis store: accounts, grants, payment, refund, issuance (single, batch, replay, failure, abuse quota), rate limits and the sweeper', async () => {
     assert.equal(proxy.issuanceStore!.kind, 'redis');
-    assert.equal((await fetch(`${proxy.url}/readyz`)).status, 200);
+    assert.equal(await readyWithin(proxy.url), 200);
     const credit = keyOf(proxy.keys2.entries, 'credit');
     const accounts: string[] = [];
     for (let i = 0; i < 6; i++) {
