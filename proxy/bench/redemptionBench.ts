@@ -35,7 +35,7 @@ import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startRedis } from '@llmtor/devtools';
+import { cpuModel, startRedis } from '@llmtor/devtools';
 import { toBase64Url } from '@llmtor/protocol';
 import { LocalStandInUpstream } from '../src/upstream/localStandInUpstream.js';
 import { Mint } from '../test/redemption/support/tokens.js';
@@ -51,17 +51,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 /** Issue 12's raised target: full redemption costs at most 1.25× the bare pass-through's CPU per request. */
 const CPU_RATIO_TARGET = 0.8;
-
-/** "<model name> (<n> CPUs)" from /proc/cpuinfo (os.cpus() elsewhere): the figures depend on it. */
-function cpuModel(): string {
-  let model: string | undefined;
-  try {
-    model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim();
-  } catch {
-    /* not Linux */
-  }
-  return `${model ?? cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs)`;
-}
 
 async function spawnServer(entry: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [];

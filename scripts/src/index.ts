@@ -1,4 +1,5 @@
 export { startRedis, freePort, type RedisHandle, type StartRedisOptions } from './redisServer.js';
+export { cpuModel } from './cpuModel.js';
 export {
   startKubeNode,
   stopKubeNode,

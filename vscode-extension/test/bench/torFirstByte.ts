@@ -13,8 +13,8 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import { cpus, loadavg } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { cpuModel } from '@llmtor/devtools/cpuModel';
 import { startTorNetwork } from '@llmtor/devtools/torNetwork';
 import { freshCredentials, torRequest, type TorResponse } from '../../src/core/torTransport.js';
 import { torTransport } from '../../src/core/transport.js';
@@ -23,16 +23,6 @@ const ROUNDS = Math.min(20, Math.max(3, Number(process.env['TORBENCH_N'] ?? 10))
 const HOP_DELAY_MS = 25;
 const HOP_JITTER_MS = 10;
 const TARGET = 1.2;
-
-function cpuModel(): string {
-  let model: string | undefined;
-  try {
-    model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim();
-  } catch {
-    /* not Linux */
-  }
-  return `${model ?? cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs)`;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
