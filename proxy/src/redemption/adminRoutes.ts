@@ -40,7 +40,7 @@ function pseudonymPath(ctx: Context): { kind: BlacklistKind; pseudonym: string }
   return { kind: kind.data, pseudonym: p.data };
 }
 
-export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
+export function mountAdminRoutes(router: Router, runtime: RedemptionRuntime): void {
   const wrap = (fn: (ctx: Context) => Promise<void>) => async (ctx: Context) => {
     try {
       ctx.set('cache-control', 'no-store');
@@ -53,8 +53,8 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
   router.get(
     '/admin/pseudonyms/blacklist',
     wrap(async (ctx) => {
-      requireAdmin(ctx, rt.config.adminToken);
-      const list = await rt.store.blacklistList();
+      requireAdmin(ctx, runtime.config.adminToken);
+      const list = await runtime.store.blacklistList();
       ctx.body = { data: list.map((e) => ({ kind: e.kind, pseudonym: e.pseudonym, expires_at: e.expiresAt ? new Date(e.expiresAt).toISOString() : null })) };
     }),
   );
@@ -62,7 +62,7 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
   router.put(
     '/admin/pseudonyms/blacklist/:kind/:pseudonym',
     wrap(async (ctx) => {
-      requireAdmin(ctx, rt.config.adminToken);
+      requireAdmin(ctx, runtime.config.adminToken);
       const { kind, pseudonym } = pseudonymPath(ctx);
       const raw = await readBody(ctx.req, 4096, () => new RedemptionError('request_too_large', 'body too large'));
       let body: unknown = {};
@@ -75,8 +75,8 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
       }
       const b = addSchema.safeParse(body);
       if (!b.success) throw new RedemptionError('invalid_request', 'body is { "ttlSeconds"?: positive integer }');
-      const entry = { kind, pseudonym, ...(b.data.ttlSeconds ? { expiresAt: rt.deps.now() + b.data.ttlSeconds * 1000 } : {}) };
-      await rt.store.blacklistAdd(entry);
+      const entry = { kind, pseudonym, ...(b.data.ttlSeconds ? { expiresAt: runtime.deps.now() + b.data.ttlSeconds * 1000 } : {}) };
+      await runtime.store.blacklistAdd(entry);
       ctx.status = 200;
       ctx.body = { kind: entry.kind, pseudonym: entry.pseudonym, expires_at: entry.expiresAt ? new Date(entry.expiresAt).toISOString() : null };
     }),
@@ -85,9 +85,9 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
   router.delete(
     '/admin/pseudonyms/blacklist/:kind/:pseudonym',
     wrap(async (ctx) => {
-      requireAdmin(ctx, rt.config.adminToken);
+      requireAdmin(ctx, runtime.config.adminToken);
       const { kind, pseudonym } = pseudonymPath(ctx);
-      const removed = await rt.store.blacklistRemove(kind, pseudonym);
+      const removed = await runtime.store.blacklistRemove(kind, pseudonym);
       if (!removed) throw new RedemptionError('not_found', 'that pseudonym is not blacklisted');
       ctx.status = 204;
     }),
@@ -96,9 +96,9 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
   router.get(
     '/admin/pseudonyms/flagged',
     wrap(async (ctx) => {
-      requireAdmin(ctx, rt.config.adminToken);
+      requireAdmin(ctx, runtime.config.adminToken);
       const limit = Math.min(1000, Math.max(1, Number(ctx.query.limit) || 100));
-      ctx.body = { data: await rt.store.flagged(limit) };
+      ctx.body = { data: await runtime.store.flagged(limit) };
     }),
   );
 
@@ -108,8 +108,8 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
     wrap(async (ctx) => {
       const m = /^\s*transient\s*=\s*([A-Za-z0-9_-]+)\s*$/.exec(ctx.get(ABUSE_HEADER));
       if (!m) throw new RedemptionError('invalid_abuse_tokens', 'send the transient token to revoke as LLMTor-Abuse: transient=<base64url>');
-      const now = rt.deps.now();
-      const keyring = rt.deps.keyring();
+      const now = runtime.deps.now();
+      const keyring = runtime.deps.keyring();
       let end = 0;
       try {
         const bytes = fromBase64Url(m[1]!, 'transient');
@@ -121,11 +121,11 @@ export function mountAdminRoutes(router: Router, rt: RedemptionRuntime): void {
             end = e.redemptionEnd;
             return e.publicKey;
           },
-          rt.challenge.digest,
+          runtime.challenge.digest,
         );
-        await rt.store.blacklistAdd({ kind: 'transient', pseudonym: pseudonymPart('transient', bytes), expiresAt: end });
+        await runtime.store.blacklistAdd({ kind: 'transient', pseudonym: pseudonymPart('transient', bytes), expiresAt: end });
       } catch (e) {
-        if (isProtocolError(e)) throw new RedemptionError('invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now', { headers: { 'www-authenticate': rt.challenge.wwwAuthenticate(keyring, now) } });
+        if (isProtocolError(e)) throw new RedemptionError('invalid_token', 'the transient abuse token does not verify under a transient key that is redeemable now', { headers: { 'www-authenticate': runtime.challenge.wwwAuthenticate(keyring, now) } });
         throw e;
       }
       ctx.status = 200;

@@ -38,19 +38,19 @@ export interface Admission {
   pseudonym?: Pseudonym;
 }
 
-export async function admit(ctx: Context, rt: RedemptionRuntime): Promise<Admission> {
-  const cfg = rt.config;
-  const now = rt.deps.now();
-  const keyring = rt.deps.keyring();
-  const presented = readCredentials(ctx.req.headersDistinct.authorization, ctx.get(ABUSE_HEADER) || undefined, cfg.maxTokensPerRequest, rt.abuseCache);
-  const at: Admitting = { rt, keyring, now, presented: presented.tokens.length };
-  const limit = maxBodyFor(modelConfigs(rt), at.presented, cfg.maxRequestBytes);
+export async function admit(ctx: Context, runtime: RedemptionRuntime): Promise<Admission> {
+  const cfg = runtime.config;
+  const now = runtime.deps.now();
+  const keyring = runtime.deps.keyring();
+  const presented = readCredentials(ctx.req.headersDistinct.authorization, ctx.get(ABUSE_HEADER) || undefined, cfg.maxTokensPerRequest, runtime.abuseCache);
+  const at: Admitting = { runtime, keyring, now, presented: presented.tokens.length };
+  const limit = maxBodyFor(modelConfigs(runtime), at.presented, cfg.maxRequestBytes);
   const raw = await readBody(ctx.req, limit, () => tooLarge(at, limit));
   const req = parseChatRequest(raw);
-  const model = rt.models.get(req.model);
+  const model = runtime.models.get(req.model);
   if (!model) throw new RedemptionError('model_not_found', `model ${JSON.stringify(req.model.slice(0, 80))} is not served here; GET /v1/models lists the models`, { headers: NO_RETRY });
   const credits = price(at, model, raw.length);
-  const verified = verifyCredentials(presented, { keyring, now, challenge: rt.challenge, abuseCache: rt.abuseCache, abuseRequired: cfg.abuseTokens === 'required' });
+  const verified = verifyCredentials(presented, { keyring, now, challenge: runtime.challenge, abuseCache: runtime.abuseCache, abuseRequired: cfg.abuseTokens === 'required' });
   const secrets = new TokenSecrets(verified.tokens.map((v) => v.bytes));
   const spend: TokenSpend = {
     spentIds: verified.tokens.map((v) => v.spentId),
@@ -65,7 +65,7 @@ export async function admit(ctx: Context, rt: RedemptionRuntime): Promise<Admiss
 
 /** The request while it is being admitted: what its error answers need. */
 interface Admitting {
-  rt: RedemptionRuntime;
+  runtime: RedemptionRuntime;
   keyring: Keyring;
   now: number;
   /** Credit tokens presented. */
@@ -74,7 +74,7 @@ interface Admitting {
 
 /** RFC 9110 §15.5.2: a 401 carries the challenge (with the newest credit key). */
 function challengeHeader(at: Admitting): Record<string, string> {
-  return { 'www-authenticate': at.rt.challenge.wwwAuthenticate(at.keyring, at.now) };
+  return { 'www-authenticate': at.runtime.challenge.wwwAuthenticate(at.keyring, at.now) };
 }
 
 /** k for this body on this model; exactly k tokens must be presented (fewer: 401 with the challenge; more: 400). */

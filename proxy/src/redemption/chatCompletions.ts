@@ -23,16 +23,16 @@ import { report } from './middleware.js';
 import { replay } from './reply.js';
 import type { RedemptionRuntime } from './runtime.js';
 
-export function chatCompletion(rt: RedemptionRuntime): Middleware {
+export function chatCompletion(runtime: RedemptionRuntime): Middleware {
   return async (ctx: Context): Promise<void> => {
     const r = report(ctx);
-    const admission = await admit(ctx, rt);
-    const claimed = await claim(rt, admission);
+    const admission = await admit(ctx, runtime);
+    const claimed = await claim(runtime, admission);
     if (claimed.kind === 'replay') {
       replay(ctx, claimed.answer, admission.credits);
       r.outcome = 'replayed';
     } else {
-      r.outcome = await forward(ctx, rt, admission, claimed.claim);
+      r.outcome = await forward(ctx, runtime, admission, claimed.claim);
     }
     // Labelled a stream only when the answer went out (an error answer is JSON, as before).
     r.stream = admission.stream;

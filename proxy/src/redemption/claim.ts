@@ -16,13 +16,13 @@ export type ReleaseMode = 'retryable' | 'free';
 /** The claimed tokens of one request, until the answer is finished or the claim released. */
 export class Claim {
   constructor(
-    private readonly rt: RedemptionRuntime,
+    private readonly runtime: RedemptionRuntime,
     private readonly spend: TokenSpend,
   ) {}
 
   /** Marks the tokens done and caches the answer (encrypted under the tokens) for a retry of the same request. */
   async finish(answer: CachedAnswer | undefined): Promise<void> {
-    const cfg = this.rt.config;
+    const cfg = this.runtime.config;
     const plain = answer ? encodeAnswer(answer) : undefined;
     const blob = plain && plain.length <= cfg.retryCacheMaxBytes ? this.spend.secrets.seal(plain, this.spend.binding) : undefined;
     try {
@@ -30,7 +30,7 @@ export class Claim {
     } catch {
       // The claim is recorded (the token cannot be spent twice); keep trying to record the finish, or a
       // retry of this request would wait out the lease and then reach the upstream a second time.
-      this.rt.logger.warn('redemption: could not record a finished answer (store unavailable); retrying in the background');
+      this.runtime.logger.warn('redemption: could not record a finished answer (store unavailable); retrying in the background');
       this.finishLater(blob);
     }
   }
@@ -39,16 +39,16 @@ export class Claim {
   async release(mode: ReleaseMode): Promise<void> {
     const s = this.spend;
     try {
-      await this.rt.store.release(s.spentIds, s.expiresAt, s.binding, mode);
+      await this.runtime.store.release(s.spentIds, s.expiresAt, s.binding, mode);
     } catch {
       // Left "in progress": after the lease a retry of the same request takes it over.
-      this.rt.logger.warn('redemption: could not release a claim (store unavailable)');
+      this.runtime.logger.warn('redemption: could not release a claim (store unavailable)');
     }
   }
 
   private record(blob: Buffer | undefined): Promise<boolean> {
     const s = this.spend;
-    return this.rt.store.finish(s.spentIds, s.expiresAt, s.binding, blob, this.rt.config.retryCacheTtlSeconds * 1000);
+    return this.runtime.store.finish(s.spentIds, s.expiresAt, s.binding, blob, this.runtime.config.retryCacheTtlSeconds * 1000);
   }
 
   /**
@@ -58,7 +58,7 @@ export class Claim {
   private finishLater(blob: Buffer | undefined): void {
     if (pendingFinishes >= MAX_PENDING_FINISHES) return;
     pendingFinishes++;
-    const giveUpAt = Date.now() + this.rt.config.inProgressLeaseSeconds * 1000;
+    const giveUpAt = Date.now() + this.runtime.config.inProgressLeaseSeconds * 1000;
     let delay = 250;
     const attempt = (): void => {
       this.record(blob).then(
@@ -67,7 +67,7 @@ export class Claim {
           delay = Math.min(delay * 2, 5_000);
           if (Date.now() + delay > giveUpAt) {
             pendingFinishes--;
-            this.rt.logger.warn('redemption: gave up recording a finished answer; a retry takes the claim over after its lease');
+            this.runtime.logger.warn('redemption: gave up recording a finished answer; a retry takes the claim over after its lease');
             return;
           }
           setTimeout(attempt, delay).unref();
@@ -85,13 +85,13 @@ let pendingFinishes = 0;
 /** Either the tokens are now this request's, or the same request was answered before and its answer is cached. */
 export type ClaimOutcome = { kind: 'claimed'; claim: Claim } | { kind: 'replay'; answer: CachedAnswer };
 
-export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimOutcome> {
-  const cfg = rt.config;
+export async function claim(runtime: RedemptionRuntime, a: Admission): Promise<ClaimOutcome> {
+  const cfg = runtime.config;
   const { spentIds, expiresAt, binding } = a.spend;
-  if (!rt.store.healthy()) throw storeUnavailable();
+  if (!runtime.store.healthy()) throw storeUnavailable();
   let result;
   try {
-    result = await rt.store.claim({
+    result = await runtime.store.claim({
       spentIds,
       expiresAt,
       binding,
@@ -101,7 +101,7 @@ export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimO
       rateLimit: { limit: cfg.rateLimit.requests, windowMs: cfg.rateLimit.windowSeconds * 1000 },
     });
   } catch (e) {
-    rt.logger.warn('redemption: spent-token store unavailable');
+    runtime.logger.warn('redemption: spent-token store unavailable');
     throw e instanceof ClaimNotApplied ? storeUnavailable() : storeFailedDuringClaim(cfg.inProgressLeaseSeconds);
   }
 
@@ -127,7 +127,7 @@ export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimO
       return { kind: 'replay', answer };
     }
     case 'unconfirmed':
-      rt.logger.warn('redemption: claim not confirmed on enough Redis replicas');
+      runtime.logger.warn('redemption: claim not confirmed on enough Redis replicas');
       if (!result.released) throw storeFailedDuringClaim(cfg.inProgressLeaseSeconds);
       throw new RedemptionError(
         'store_unavailable',
@@ -135,8 +135,8 @@ export async function claim(rt: RedemptionRuntime, a: Admission): Promise<ClaimO
         { headers: { 'retry-after': '1' }, extra: { tokens_spent: false } },
       );
     case 'claimed':
-      rt.metrics.tokensSpent.inc(a.credits);
-      return { kind: 'claimed', claim: new Claim(rt, a.spend) };
+      runtime.metrics.tokensSpent.inc(a.credits);
+      return { kind: 'claimed', claim: new Claim(runtime, a.spend) };
   }
 }
 

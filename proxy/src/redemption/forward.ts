@@ -24,19 +24,19 @@ const MAX_UPSTREAM_JSON = 16 * 1024 * 1024;
 /** One claimed request on its way upstream: what every forwarding step reads. */
 interface Forwarding {
   ctx: Context;
-  rt: RedemptionRuntime;
+  runtime: RedemptionRuntime;
   admission: Admission;
   claim: Claim;
   /** Aborts when the client goes away before the answer is complete. */
   clientGone: AbortSignal;
 }
 
-export async function forward(ctx: Context, rt: RedemptionRuntime, admission: Admission, claim: Claim): Promise<Outcome> {
+export async function forward(ctx: Context, runtime: RedemptionRuntime, admission: Admission, claim: Claim): Promise<Outcome> {
   const ac = new AbortController();
   ctx.res.once('close', () => {
     if (!ctx.res.writableFinished) ac.abort();
   });
-  const f: Forwarding = { ctx, rt, admission, claim, clientGone: ac.signal };
+  const f: Forwarding = { ctx, runtime, admission, claim, clientGone: ac.signal };
   if (await refusedByModeration(f)) return 'blocked';
   const up = await sendUpstream(f);
   if (!up) return 'client_gone';
@@ -45,38 +45,38 @@ export async function forward(ctx: Context, rt: RedemptionRuntime, admission: Ad
 
 /** True when moderation refused the request (the refusal is sent, cached and the tokens consumed). */
 async function refusedByModeration(f: Forwarding): Promise<boolean> {
-  const { rt, admission: a } = f;
+  const { runtime, admission: a } = f;
   let verdict: ModerationVerdict;
   try {
-    verdict = await rt.moderator.moderate(moderationInput(a.req), f.clientGone);
+    verdict = await runtime.moderator.moderate(moderationInput(a.req), f.clientGone);
   } catch (e) {
     await f.claim.release('retryable');
-    if (e instanceof ModerationUnavailable) rt.logger.warn({ provider: rt.moderator.name }, 'redemption: moderation unavailable');
+    if (e instanceof ModerationUnavailable) runtime.logger.warn({ provider: runtime.moderator.name }, 'redemption: moderation unavailable');
     throw new RedemptionError('moderation_unavailable', 'moderation is unavailable; nothing was forwarded and the tokens stay valid for a retry of this same request', {
       headers: { 'retry-after': '2' },
       extra: { retryable: true },
     });
   }
   if (!verdict.flagged) return false;
-  rt.metrics.moderationBlocked.inc({ provider: rt.moderator.name });
+  runtime.metrics.moderationBlocked.inc({ provider: runtime.moderator.name });
   const refusal = new RedemptionError('content_blocked', 'the request was refused by moderation and was not forwarded; the credit tokens are consumed', {
-    extra: { categories: verdict.categories, moderation_provider: rt.moderator.name, credits_spent: a.credits },
+    extra: { categories: verdict.categories, moderation_provider: runtime.moderator.name, credits_spent: a.credits },
   });
   const body = Buffer.from(JSON.stringify(refusal.toBody()));
   await f.claim.finish({ kind: 'refusal', status: 400, body });
-  if (a.pseudonym) await recordFlag(rt, a.pseudonym);
+  if (a.pseudonym) await recordFlag(runtime, a.pseudonym);
   sendJson(f.ctx, 400, body, a.credits, false);
   return true;
 }
 
-async function recordFlag(rt: RedemptionRuntime, p: NonNullable<Admission['pseudonym']>): Promise<void> {
+async function recordFlag(runtime: RedemptionRuntime, p: NonNullable<Admission['pseudonym']>): Promise<void> {
   try {
-    const n = await rt.store.flag(p.permanent, 30 * 86_400_000);
-    if (rt.config.autoBlacklistAfterFlags > 0 && n >= rt.config.autoBlacklistAfterFlags) {
-      await rt.store.blacklistAdd({ kind: 'transient', pseudonym: p.transient, expiresAt: p.transientRedemptionEnd });
+    const n = await runtime.store.flag(p.permanent, 30 * 86_400_000);
+    if (runtime.config.autoBlacklistAfterFlags > 0 && n >= runtime.config.autoBlacklistAfterFlags) {
+      await runtime.store.blacklistAdd({ kind: 'transient', pseudonym: p.transient, expiresAt: p.transientRedemptionEnd });
     }
   } catch {
-    rt.logger.warn('redemption: could not record a moderation flag (store unavailable)');
+    runtime.logger.warn('redemption: could not record a moderation flag (store unavailable)');
   }
 }
 
@@ -106,8 +106,8 @@ async function sendUpstream(f: Forwarding): Promise<UpstreamResponse | undefined
     });
   }
   await f.claim.release('retryable');
-  f.rt.metrics.upstreamFailures.inc({ provider: model.providerName, kind: up.status >= 500 ? 'server_error' : `http_${up.status}` });
-  f.rt.logger.warn({ provider: model.providerName, status: up.status }, 'redemption: upstream failure');
+  f.runtime.metrics.upstreamFailures.inc({ provider: model.providerName, kind: up.status >= 500 ? 'server_error' : `http_${up.status}` });
+  f.runtime.logger.warn({ provider: model.providerName, status: up.status }, 'redemption: upstream failure');
   throw new RedemptionError('upstream_failed', `the model provider answered HTTP ${up.status}; the tokens stay valid for a retry of this same request`, { extra: { retryable: true } });
 }
 
@@ -145,8 +145,8 @@ async function answerJson(f: Forwarding, up: UpstreamResponse): Promise<Outcome>
 function upstreamError(f: Forwarding, e: unknown): RedemptionError {
   const provider = f.admission.model.providerName;
   const failure = e instanceof UpstreamFailure ? e : new UpstreamFailure('unreachable', 'provider request failed');
-  f.rt.metrics.upstreamFailures.inc({ provider, kind: failure.kind });
-  f.rt.logger.warn({ provider, kind: failure.kind }, 'redemption: upstream failure');
+  f.runtime.metrics.upstreamFailures.inc({ provider, kind: failure.kind });
+  f.runtime.logger.warn({ provider, kind: failure.kind }, 'redemption: upstream failure');
   const extra = { retryable: true };
   const msg = `${failure.message}; the tokens stay valid for a retry of this same request`;
   if (failure.kind === 'timeout') return new RedemptionError('upstream_timeout', msg, { extra });
@@ -191,7 +191,7 @@ async function pipeStream(f: Forwarding, up: UpstreamResponse): Promise<Outcome>
   f.ctx.respond = false;
   res.writeHead(200, sseHeaders(f.admission.credits, false));
   res.flushHeaders();
-  const transcript = new Transcript(f.rt.config.retryCacheMaxBytes);
+  const transcript = new Transcript(f.runtime.config.retryCacheMaxBytes);
   let how: 'complete' | 'client_gone' | 'upstream_broke';
   const stopUpstream = () => up.abort();
   signal.addEventListener('abort', stopUpstream, { once: true });
@@ -219,8 +219,8 @@ async function pipeStream(f: Forwarding, up: UpstreamResponse): Promise<Outcome>
     return 'client_gone';
   }
   const provider = f.admission.model.providerName;
-  f.rt.metrics.upstreamFailures.inc({ provider, kind: 'stream_broken' });
-  f.rt.logger.warn({ provider, kind: 'stream_broken' }, 'redemption: upstream failure');
+  f.runtime.metrics.upstreamFailures.inc({ provider, kind: 'stream_broken' });
+  f.runtime.logger.warn({ provider, kind: 'stream_broken' }, 'redemption: upstream failure');
   await f.claim.release('retryable');
   const err = new RedemptionError('upstream_failed', 'the model provider broke off the stream; the tokens stay valid for a retry of this same request', { extra: { retryable: true } });
   res.end(`data: ${JSON.stringify(err.toBody())}\n\n`);

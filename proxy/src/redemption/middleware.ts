@@ -40,17 +40,17 @@ export function redemptionMetrics(metrics: RedemptionMetrics): Middleware {
 /** What rendering an error needs: the log (unexpected errors only) and the challenge for 401s. */
 type ErrorRendering = Pick<RedemptionRuntime, 'logger' | 'challenge' | 'deps'>;
 
-export function redemptionErrors(rt: ErrorRendering): Middleware {
+export function redemptionErrors(runtime: ErrorRendering): Middleware {
   return async (ctx: Context, next: Next): Promise<void> => {
     try {
       await next();
     } catch (e) {
-      report(ctx).outcome = respondError(ctx, rt, e);
+      report(ctx).outcome = respondError(ctx, runtime, e);
     }
   };
 }
 
-function respondError(ctx: Context, rt: ErrorRendering, e: unknown): Outcome {
+function respondError(ctx: Context, runtime: ErrorRendering, e: unknown): Outcome {
   let err: RedemptionError;
   let outcome: Outcome;
   if (e instanceof RedemptionError) {
@@ -59,7 +59,7 @@ function respondError(ctx: Context, rt: ErrorRendering, e: unknown): Outcome {
   } else {
     // The class and the stack frames only: a message can quote input (a prompt, a token), a frame cannot.
     const stack = typeof (e as Error)?.stack === 'string' ? (e as Error).stack!.split('\n').filter((l) => /^\s+at /.test(l)).join('\n') : undefined;
-    rt.logger.error({ err: { name: (e as Error)?.name, stack } }, 'redemption: unexpected error');
+    runtime.logger.error({ err: { name: (e as Error)?.name, stack } }, 'redemption: unexpected error');
     err = new RedemptionError('internal_error', 'internal error; nothing was spent if the request did not reach the model');
     outcome = 'internal_error';
   }
@@ -71,7 +71,7 @@ function respondError(ctx: Context, rt: ErrorRendering, e: unknown): Outcome {
   ctx.status = err.status;
   for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
   // RFC 9110 §15.5.2: every 401 carries a challenge (also abuse_tokens_required, invalid_token for LLMTor-Abuse).
-  if (err.status === 401 && !ctx.response.get('www-authenticate')) ctx.set('www-authenticate', rt.challenge.wwwAuthenticate(rt.deps.keyring(), rt.deps.now()));
+  if (err.status === 401 && !ctx.response.get('www-authenticate')) ctx.set('www-authenticate', runtime.challenge.wwwAuthenticate(runtime.deps.keyring(), runtime.deps.now()));
   ctx.set('cache-control', 'no-store');
   ctx.body = err.toBody();
   return outcome;

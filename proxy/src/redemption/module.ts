@@ -57,7 +57,7 @@ export async function createRedemptionModule(deps: AppDeps, config: RedemptionCo
         legacyPrefix: cfg.legacySpentPrefix,
       })
     : new MemoryRedemptionStore(deps.now);
-  const rt: RedemptionRuntime = {
+  const runtime: RedemptionRuntime = {
     config: cfg,
     deps,
     logger,
@@ -76,8 +76,8 @@ export async function createRedemptionModule(deps: AppDeps, config: RedemptionCo
     ctx.set('cache-control', 'public, max-age=300');
     ctx.body = list;
   });
-  router.post('/v1/chat/completions', redemptionMetrics(rt.metrics), redemptionErrors(rt), chatCompletion(rt));
-  mountAdminRoutes(router, rt);
+  router.post('/v1/chat/completions', redemptionMetrics(runtime.metrics), redemptionErrors(runtime), chatCompletion(runtime));
+  mountAdminRoutes(router, runtime);
 
   logger.info({ models: cfg.models.map((m) => m.id), providers: Object.keys(cfg.providers), moderation: cfg.moderation.provider, store: deps.redis ? 'redis' : 'memory' }, 'redemption: ready');
 

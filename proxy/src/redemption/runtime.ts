@@ -30,11 +30,11 @@ export interface RedemptionRuntime {
 
 const modelConfigCache = new WeakMap<Map<string, ResolvedModel>, ModelConfig[]>();
 /** The configured models as a list, computed once per runtime (not on every request). */
-export function modelConfigs(rt: RedemptionRuntime): ModelConfig[] {
-  let list = modelConfigCache.get(rt.models);
+export function modelConfigs(runtime: RedemptionRuntime): ModelConfig[] {
+  let list = modelConfigCache.get(runtime.models);
   if (!list) {
-    list = [...rt.models.values()].map((m) => m.config);
-    modelConfigCache.set(rt.models, list);
+    list = [...runtime.models.values()].map((m) => m.config);
+    modelConfigCache.set(runtime.models, list);
   }
   return list;
 }

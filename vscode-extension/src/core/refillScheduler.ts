@@ -41,18 +41,18 @@ export class RefillScheduler {
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (h: unknown) => void;
 
-  constructor(private readonly d: SchedulerDeps) {
-    this.now = d.now ?? Date.now;
-    this.rng = d.rng ?? Math.random;
-    this.policy = d.policy ?? DEFAULT_REFILL_POLICY;
+  constructor(private readonly deps: SchedulerDeps) {
+    this.now = deps.now ?? Date.now;
+    this.rng = deps.rng ?? Math.random;
+    this.policy = deps.policy ?? DEFAULT_REFILL_POLICY;
     this.setTimer =
-      d.setTimer ??
+      deps.setTimer ??
       ((fn, ms) => {
         const t = setTimeout(fn, Math.min(ms, 2 ** 31 - 1));
         t.unref?.();
         return t;
       });
-    this.clearTimer = d.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
+    this.clearTimer = deps.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
   }
 
   get isStarted(): boolean {
@@ -64,7 +64,7 @@ export class RefillScheduler {
     if (this.started) return;
     this.started = true;
     const now = this.now();
-    const pinned = (await this.d.client.pinned()).directory;
+    const pinned = (await this.deps.client.pinned()).directory;
     const fresh = pinned !== undefined && now - pinned.fetchedAt < this.policy.directoryMaxMs;
     this.lastDirectoryAt = pinned?.fetchedAt;
     this.armDirectory(fresh ? nextDirectoryFetch(now, this.rng, this.policy) : now + FIRST_DIRECTORY_MIN_MS + Math.floor(this.rng() * FIRST_DIRECTORY_SPREAD_MS));
@@ -109,10 +109,10 @@ export class RefillScheduler {
   async directoryWake(): Promise<void> {
     if (!this.started) return;
     try {
-      await this.d.client.refreshDirectory();
+      await this.deps.client.refreshDirectory();
       this.lastDirectoryAt = this.now();
     } catch (e) {
-      this.d.onError?.(e);
+      this.deps.onError?.(e);
     } finally {
       if (this.started) this.armDirectory(nextDirectoryFetch(this.now(), this.rng, this.policy));
     }
@@ -124,15 +124,15 @@ export class RefillScheduler {
     const now = this.now();
     let step: RefillStep | undefined;
     try {
-      if (!(await this.d.client.accountKey())) {
+      if (!(await this.deps.client.accountKey())) {
         step = { batch: 0, abuse: [], nextAt: firstWake(now, this.rng, this.policy) };
         return step;
       }
-      const counts = await this.d.client.wallet.counts();
-      const actions = await this.d.client.abuseActions();
-      const lastRevokeAt = await this.d.client.wallet.lastRevokeAt();
+      const counts = await this.deps.client.wallet.counts();
+      const actions = await this.deps.client.abuseActions();
+      const lastRevokeAt = await this.deps.client.wallet.lastRevokeAt();
       // Any directory fetch counts (the schedule's own, or one the user asked for).
-      const fetchedAt = (await this.d.client.pinned()).directory?.fetchedAt;
+      const fetchedAt = (await this.deps.client.pinned()).directory?.fetchedAt;
       if (fetchedAt !== undefined) this.lastDirectoryAt = Math.max(fetchedAt, this.lastDirectoryAt ?? 0);
       step = planRefill(
         now,
@@ -148,26 +148,26 @@ export class RefillScheduler {
       );
       if (step.batch > 0 || step.abuse.length > 0) {
         // The balance is read only when there is something to get (an identity call at a scheduled time).
-        this.d.onProgress?.('Scheduled refill: checking the balance…');
-        const balance = (await this.d.client.account()).balance;
+        this.deps.onProgress?.('Scheduled refill: checking the balance…');
+        const balance = (await this.deps.client.account()).balance;
         const batch = Math.min(step.batch, balance);
         if (balance > 0 || counts.total > 0) {
-          if (step.abuse.length > 0) this.d.onProgress?.('Scheduled refill: getting abuse tokens…');
-          await this.d.client.issueAbuse(step.abuse);
+          if (step.abuse.length > 0) this.deps.onProgress?.('Scheduled refill: getting abuse tokens…');
+          await this.deps.client.issueAbuse(step.abuse);
         }
         if (batch > 0) {
-          this.d.onProgress?.(`Scheduled refill: getting ${batch} tokens (blinding, then one request)…`);
-          await this.d.client.refill({ batch, abuse: false, balance });
+          this.deps.onProgress?.(`Scheduled refill: getting ${batch} tokens (blinding, then one request)…`);
+          await this.deps.client.refill({ batch, abuse: false, balance });
         }
         // The balance after this wake's issuance (same moment, same channel: nothing new to learn).
-        this.d.onStep?.({ ...step, batch, balance: batch > 0 ? (await this.d.client.account()).balance : balance });
+        this.deps.onStep?.({ ...step, batch, balance: batch > 0 ? (await this.deps.client.account()).balance : balance });
       }
       return step;
     } catch (e) {
-      this.d.onError?.(e);
+      this.deps.onError?.(e);
       return step;
     } finally {
-      this.d.onProgress?.(undefined);
+      this.deps.onProgress?.(undefined);
       if (this.started) this.armRefill(step?.nextAt ?? firstWake(this.now(), this.rng, this.policy));
     }
   }
