@@ -42,6 +42,7 @@ import { TokenClient } from '@llmtor/protocol/client';
 import type { KubeNode } from '@llmtor/devtools/kubeNode';
 import { TorControl } from '@llmtor/devtools/torControl';
 import type { TorNetwork } from '@llmtor/devtools/torNetwork';
+import { waitFor } from './support/cluster.js';
 import { LocalStandInUpstream, STAND_IN_TEXT } from '@llmtor/proxy/testing';
 
 const run = promisify(execFile);
@@ -183,19 +184,9 @@ async function stage<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 1_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/** `waitFor` (support/cluster.ts), polling once a second unless told otherwise. */
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 1_000): Promise<T> {
+  return waitFor(what, fn, timeoutMs, everyMs);
 }
 
 describe('Helm chart on a real single-node cluster (install, issue/redeem, onion front, rotation, pod loss, upgrade, uninstall)', function () {
